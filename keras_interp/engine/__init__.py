@@ -1,0 +1,8 @@
+"""Run attribution methods over data: batching, compilation, distribution."""
+
+from __future__ import annotations
+
+from keras_interp.engine.compiled import clear_cache, compiled_function
+from keras_interp.engine.explaining import explain, partial_explain
+
+__all__ = ["clear_cache", "compiled_function", "explain", "partial_explain"]

@@ -1,0 +1,304 @@
+"""The compiled explaining step, cached per model by weak reference.
+
+`explain()` runs one `tf.function` per (model, method, options, spatial axes,
+post-processing, resizing, `jit_compile`, strategy). The functions live in a
+module-level cache keyed by the model's `id()` and tied to the model's life by a
+weak reference: deleting the model drops its functions, and nothing is ever set
+on the user's model. The traced step reaches the model through that weak
+reference too, so a cached function never keeps its model alive.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_interp._validation import check_callable, received
+
+#: Compiled functions kept per model; the least recently used one is dropped
+#: first when a model is explained with more option sets than this.
+MAX_FUNCTIONS_PER_MODEL = 16
+
+# id(model) -> (weakref to the model, OrderedDict[key, (function, keepalive)]).
+_CACHE: dict[int, tuple[weakref.ref, collections.OrderedDict]] = {}
+_LOCK = threading.RLock()
+
+
+def compiled_function(
+    method: Callable,
+    model: Any,
+    *,
+    spatial_axis: tuple[int, ...] = (-3, -2),
+    postprocessing: Callable | None = None,
+    resizing: bool | tuple[int, int] | None = True,
+    jit_compile: bool = False,
+    strategy: tf.distribute.Strategy | None = None,
+    **method_kwargs: Any,
+) -> Callable:
+    """The cached `tf.function` that `explain()` runs for these options.
+
+    Called with the same arguments as `explain()` (minus the data), it returns
+    the very function `explain()` used, so its trace count can be read with
+    `fn.experimental_get_tracing_count()`. The function maps a batch
+    `(x, indices)` to `(logits, maps)`: it calls `method`, applies
+    `postprocessing(maps, axis=spatial_axis)`, resizes bilinearly, and casts
+    both outputs to float32. With a `strategy` it takes per-replica values
+    (from `strategy.experimental_distribute_values_from_function`), runs the
+    step on every replica with `strategy.run` and concatenates the replicas'
+    results in replica order.
+
+    Cache keys are canonical forms of the options: hashable values are keyed by
+    value (with their type), lists, tuples and dicts element by element, numpy
+    arrays and eager tensors by dtype, shape and a digest of their bytes (they
+    are baked into the trace as constants, so equal contents may share a
+    function), and anything else (variables, unhashable objects) by `id()`,
+    kept alive by the cache entry so the id cannot be reused. Models that do
+    not support weak references are not cached: each call builds a fresh
+    function.
+
+    Args:
+        method: an attribution method following the library's contract.
+        model: the model passed to `method`.
+        spatial_axis: passed to `method` and to `postprocessing`.
+        postprocessing: `fn(maps, axis=spatial_axis)`, or `None`.
+        resizing: `True` (to the input's height and width), `(height, width)`,
+            or `False`/`None` (no resizing).
+        jit_compile: compile the step with XLA.
+        strategy: a `tf.distribute.Strategy`, or `None` for the current device.
+        **method_kwargs: options forwarded to `method`.
+
+    Returns:
+        A `tf.function` `fn(x, indices) -> (logits, maps)`.
+
+    Example:
+        >>> model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Dense(2)])
+        >>> def maps_only(model, inputs, indices=None, *, spatial_axis=(-3, -2)):
+        ...     maps = model(inputs)
+        ...     return tf.reduce_mean(maps, axis=spatial_axis), maps
+        >>> fn = compiled_function(maps_only, model)
+        >>> fn is compiled_function(maps_only, model)
+        True
+    """
+    check_callable(method, "method")
+    if postprocessing is not None:
+        check_callable(postprocessing, "postprocessing")
+    resizing = _check_resizing(resizing)
+    spatial_axis = _check_spatial_axis(spatial_axis)
+    if not isinstance(jit_compile, bool):
+        raise TypeError(
+            f"`jit_compile` must be a bool. {received('jit_compile', jit_compile)}"
+        )
+    if strategy is not None and not isinstance(strategy, tf.distribute.Strategy):
+        raise TypeError(
+            "`strategy` must be a `tf.distribute.Strategy` or None. "
+            f"{received('strategy', strategy)}"
+        )
+    settings = (spatial_axis, postprocessing, resizing, jit_compile, strategy)
+    keepalive: list[Any] = []
+    key = _canonical((method, settings, method_kwargs), keepalive)
+
+    def build(model_ref: Callable[[], Any]) -> Callable:
+        return _build(model_ref, method, *settings, dict(method_kwargs))
+
+    try:
+        model_ref = weakref.ref(model, _forget)
+    except TypeError:  # No weak references: compile without caching.
+        return build(lambda: model)
+
+    with _LOCK:
+        slot = _CACHE.get(id(model))
+        if slot is None or slot[0]() is not model:
+            slot = (model_ref, collections.OrderedDict())
+            _CACHE[id(model)] = slot
+        functions = slot[1]
+        if key in functions:
+            functions.move_to_end(key)
+            return functions[key][0]
+        function = build(slot[0])
+        functions[key] = (function, keepalive)
+        while len(functions) > MAX_FUNCTIONS_PER_MODEL:
+            functions.popitem(last=False)
+        return function
+
+
+def clear_cache(model: Any = None) -> None:
+    """Drop the compiled functions of `model`, or of every model if `None`.
+
+    Example:
+        >>> clear_cache()
+    """
+    with _LOCK:
+        if model is None:
+            _CACHE.clear()
+            return
+        slot = _CACHE.get(id(model))
+        if slot is not None and slot[0]() is model:
+            del _CACHE[id(model)]
+
+
+def _check_resizing(resizing: Any) -> bool | tuple[int, int] | None:
+    """`True`, `False`, `None` or a `(height, width)` of positive integers."""
+    if resizing is None or isinstance(resizing, bool):
+        return resizing
+    if isinstance(resizing, (tuple, list)) and len(resizing) == 2:
+        if all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0
+            for s in resizing
+        ):
+            return int(resizing[0]), int(resizing[1])
+    raise ValueError(
+        "`resizing` must be True, False, None or a (height, width) pair of "
+        f"positive integers. {received('resizing', resizing)}"
+    )
+
+
+def _check_spatial_axis(spatial_axis: Any) -> tuple[int, ...]:
+    """A non-empty tuple of integer axes."""
+    if isinstance(spatial_axis, (tuple, list)) and spatial_axis:
+        if all(
+            isinstance(a, (int, np.integer)) and not isinstance(a, bool)
+            for a in spatial_axis
+        ):
+            return tuple(int(a) for a in spatial_axis)
+    raise ValueError(
+        "`spatial_axis` must be a non-empty tuple of integer axes, e.g. (-3, -2). "
+        f"{received('spatial_axis', spatial_axis)}"
+    )
+
+
+def split_for_replicas(strategy: tf.distribute.Strategy, batch: tf.Tensor) -> Any:
+    """Split a batch into equal contiguous per-replica slices (padding the end)."""
+    replicas = strategy.num_replicas_in_sync
+    size = int(batch.shape[0])
+    per_replica = -(-size // replicas)
+    padding = per_replica * replicas - size
+    if padding:
+        batch = tf.concat([batch, tf.repeat(batch[-1:], padding, axis=0)], axis=0)
+    devices = strategy.extended.worker_devices
+    slices = []
+    for replica in range(replicas):
+        with tf.device(devices[replica % len(devices)]):
+            start = replica * per_replica
+            slices.append(tf.identity(batch[start : start + per_replica]))
+    return strategy.experimental_distribute_values_from_function(
+        lambda context: slices[context.replica_id_in_sync_group]
+    )
+
+
+def _forget(ref: weakref.ref) -> None:
+    """Weak-reference callback: the model died, drop its functions."""
+    with _LOCK:
+        for model_id, (slot_ref, _) in list(_CACHE.items()):
+            if slot_ref is ref:
+                del _CACHE[model_id]
+
+
+def _build(
+    model_ref: Callable[[], Any],
+    method: Callable,
+    spatial_axis: tuple[int, ...],
+    postprocessing: Callable | None,
+    resizing: bool | tuple[int, int] | None,
+    jit_compile: bool,
+    strategy: tf.distribute.Strategy | None,
+    method_kwargs: dict[str, Any],
+) -> Callable:
+    """A new `tf.function` running one explaining step."""
+    name = getattr(method, "__name__", type(method).__name__)
+
+    def step(x: tf.Tensor, indices: tf.Tensor | None) -> tuple[tf.Tensor, tf.Tensor]:
+        logits, maps = method(
+            model_ref(), x, indices, spatial_axis=spatial_axis, **method_kwargs
+        )
+        _check_outputs(name, logits, maps)
+        if postprocessing is not None:
+            maps = postprocessing(maps, axis=spatial_axis)
+        size = _target_size(x, resizing)
+        if size is not None:
+            maps = tf.image.resize(maps, size, method="bilinear")
+        return tf.cast(logits, tf.float32), tf.cast(maps, tf.float32)
+
+    step.__name__ = f"explain_{name}"
+    if strategy is None:
+        return tf.function(step, reduce_retracing=True, jit_compile=jit_compile)
+
+    # XLA compiles the per-replica step; the cross-replica part stays a graph.
+    replica_step = tf.function(step, jit_compile=True) if jit_compile else step
+
+    def distributed_step(x: Any, indices: Any) -> tuple[tf.Tensor, tf.Tensor]:
+        outputs = strategy.run(replica_step, args=(x, indices))
+        return tuple(
+            tf.concat(strategy.experimental_local_results(output), axis=0)
+            for output in outputs
+        )
+
+    distributed_step.__name__ = f"explain_{name}_distributed"
+    return tf.function(distributed_step, reduce_retracing=True)
+
+
+def _check_outputs(name: str, logits: Any, maps: Any) -> None:
+    """Fail at trace time when a method breaks the `(B, L)`, `(B, H', W', L)` rule."""
+    for what, value, rank in (("logits", logits, 2), ("maps", maps, 4)):
+        shape = getattr(value, "shape", None)
+        found = getattr(shape, "rank", None) if shape is not None else None
+        if shape is None or (found is not None and found != rank):
+            raise ValueError(
+                f"`method` {name!r} must return `(logits, maps)` with {what} of "
+                f"rank {rank}, got {what} of shape {shape}."
+            )
+
+
+def _target_size(x: tf.Tensor, resizing: Any) -> Any:
+    """The `(height, width)` to resize maps to, or `None` for no resizing."""
+    if resizing is True:
+        static = x.shape[1:3]
+        return tuple(static) if static.is_fully_defined() else tf.shape(x)[1:3]
+    if resizing is None or resizing is False:
+        return None
+    return tuple(int(side) for side in resizing)
+
+
+def _canonical(value: Any, keepalive: list[Any]) -> Any:
+    """A hashable stand-in for `value`, equal for options that trace alike."""
+    if isinstance(value, (list, tuple)):
+        return type(value).__name__, tuple(_canonical(v, keepalive) for v in value)
+    if isinstance(value, dict):
+        items = [(repr(k), _canonical(v, keepalive)) for k, v in value.items()]
+        return "dict", tuple(sorted(items, key=lambda item: item[0]))
+    if isinstance(value, (tf.Variable, keras.Variable)):
+        keepalive.append(value)  # Read at run time: the identity matters.
+        return "id", id(value)
+    array = _as_constant_array(value)
+    if array is not None:
+        digest = hashlib.blake2b(array.tobytes(), digest_size=16).hexdigest()
+        return "array", array.dtype.str, array.shape, digest
+    try:
+        hash(value)
+    except TypeError:
+        keepalive.append(value)
+        return "id", id(value)
+    return type(value), value
+
+
+def _as_constant_array(value: Any) -> np.ndarray | None:
+    """`value` as a contiguous numpy array if it is a numeric array or tensor."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        array = np.asarray(value)
+    elif isinstance(value, tf.Tensor) and hasattr(value, "numpy"):
+        try:
+            array = value.numpy()
+        except (AttributeError, NotImplementedError, ValueError):
+            return None  # A symbolic tensor.
+    else:
+        return None
+    if array.dtype.hasobject:
+        return None
+    return np.ascontiguousarray(array)

@@ -1,0 +1,423 @@
+"""Run an attribution method over a whole data set: `explain`, `partial_explain`."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import types
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_interp._validation import (
+    check_callable,
+    check_images,
+    check_one_of,
+    check_positive_int,
+    received,
+)
+from keras_interp.engine.compiled import compiled_function, split_for_replicas
+
+#: With `verbose="auto"`, a progress bar is shown from this many batches on
+#: (and whenever a data set's length is unknown).
+AUTO_PROGRESS_MIN_BATCHES = 5
+
+Batches = Iterator[tuple[tf.Tensor, "tf.Tensor | None"]]
+
+
+def explain(
+    method: Callable,
+    model: Any,
+    x: np.ndarray | tf.Tensor | tf.data.Dataset,
+    y: np.ndarray | tf.Tensor | None = None,
+    *,
+    batch_size: int = 32,
+    postprocessing: Callable | None = None,
+    resizing: bool | tuple[int, int] | None = True,
+    spatial_axis: tuple[int, ...] = (-3, -2),
+    jit_compile: bool = False,
+    strategy: tf.distribute.Strategy | None = None,
+    verbose: str | int = "auto",
+    **method_kwargs: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Explain a model's outputs on every input with one attribution method.
+
+    Each batch runs `logits, maps = method(model, x, y, spatial_axis=...,
+    **method_kwargs)`, then `maps = postprocessing(maps, axis=spatial_axis)`,
+    then a bilinear resize; the batches' results are concatenated in input
+    order. The step is compiled once per (model, method, options) with
+    `tf.function(reduce_retracing=True)` and cached by weak reference to the
+    model (see `compiled_function`), so repeated calls with other batch sizes
+    reuse the same trace.
+
+    Inputs:
+
+    - numpy arrays and tensors must be float `(B, H, W, C)`. Integer images
+      (e.g. uint8) are rejected rather than cast, because they usually need the
+      model's own scaling; other float dtypes are cast to float32.
+    - a `tf.data.Dataset` yields images, or `(images, indices)` pairs. It is
+      used as given when its images have rank 4 (already batched; `batch_size`
+      is then ignored) and batched with `batch_size` when they have rank 3.
+      The element spec is checked up front (rank, dtypes); each batch is checked
+      for NaN/inf images and negative indices as it arrives. An infinite data
+      set is refused, and empty batches are skipped.
+
+    With a `strategy`, each batch (`batch_size` is the global batch size) is
+    split into equal contiguous slices, one per replica, padding the last rows
+    by repetition when the batch does not divide evenly; the padding is
+    dropped from the results. This is done with
+    `strategy.experimental_distribute_values_from_function` rather than
+    `experimental_distribute_dataset`, whose re-batching hands an empty slice
+    to some replicas on a small final batch, which Jacobian-based methods
+    cannot run on. Results come back in input order on a single worker.
+
+    Args:
+        method: an attribution method, `fn(model, inputs, indices=None, *,
+            spatial_axis=(-3, -2), **options) -> (logits, maps)`.
+        model: the model `method` explains (e.g. from `expose()`).
+        x: images `(B, H, W, C)` as a numpy array or tensor, or a
+            `tf.data.Dataset` of images or `(images, indices)` pairs.
+        y: the units to explain, int `(B, L)` (or `(B,)`, read as `(B, 1)`),
+            batched together with `x`. `None` explains every unit. Must be
+            `None` when `x` is a data set (put the indices in the data set).
+            Indices past the model's last unit fail inside the method.
+        batch_size: images per step (the global batch size with a strategy).
+        postprocessing: `fn(maps, axis=spatial_axis) -> maps` applied to each
+            batch's maps before resizing (e.g. a normalisation), or `None`.
+        resizing: `True` resizes maps to the images' height and width,
+            `(height, width)` to that size, `False` or `None` keeps the
+            method's resolution.
+        spatial_axis: passed to `method` and to `postprocessing`.
+        jit_compile: compile the step with XLA.
+        strategy: a `tf.distribute.Strategy` to spread each batch over its
+            replicas, or `None` to run on the current device.
+        verbose: `0` silent, `1` a progress bar, `2` one line at the end,
+            `"auto"` a bar from `AUTO_PROGRESS_MIN_BATCHES` batches on (or when
+            the number of batches is unknown), else silent.
+        **method_kwargs: options forwarded to `method`.
+
+    Returns:
+        `(logits, maps)` as float32 numpy arrays of shapes `(B, L)` and
+        `(B, H, W, L)` (or the method's `(B, H', W', L)` without resizing).
+
+    Raises:
+        TypeError: `method` or `postprocessing` is not callable, `batch_size`
+            is not an integer, `strategy` is not a strategy, or `x` is a data
+            set of an unsupported structure.
+        ValueError: `x` is empty, not finite, not float or not of rank 4 (3 for
+            unbatched data sets); `y` is not integer, negative, of the wrong
+            rank or length, or given with a data set; `batch_size`, `verbose`,
+            `resizing` or `spatial_axis` have a bad value; a data set is
+            infinite.
+
+    Example:
+        >>> from keras_interp.inspection.units import gather_units
+        >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Dense(2)])
+        >>> def activation_maps(model, inputs, indices=None, *, spatial_axis=(-3, -2)):
+        ...     maps = gather_units(model(inputs, training=False), indices)
+        ...     return tf.reduce_mean(maps, axis=spatial_axis), maps
+        >>> x = np.random.default_rng(0).random((5, 8, 8, 3), dtype="float32")
+        >>> logits, maps = explain(activation_maps, model, x, batch_size=2, verbose=0)
+        >>> logits.shape, maps.shape
+        ((5, 2), (5, 8, 8, 2))
+        >>> logits, maps = explain(activation_maps, model, x, y=[0, 1, 1, 0, 1])
+        >>> maps.shape
+        (5, 8, 8, 1)
+
+    References:
+        Bastos and Sadanandan, keras-explainable (the `explain` engine this
+        ports to Keras 3), https://github.com/lucasdavid/keras-explainable.
+    """
+    check_callable(method, "method")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    check_one_of(verbose, ("auto", 0, 1, 2), "verbose")
+    function = compiled_function(
+        method,
+        model,
+        spatial_axis=spatial_axis,
+        postprocessing=postprocessing,
+        resizing=resizing,
+        jit_compile=jit_compile,
+        strategy=strategy,
+        **method_kwargs,
+    )
+    if isinstance(x, tf.data.Dataset):
+        if y is not None:
+            raise ValueError(
+                "`y` must be None when `x` is a tf.data.Dataset: yield (images, "
+                f"indices) pairs from the data set instead. {received('y', y)}"
+            )
+        batches, num_batches = _dataset_batches(x, batch_size)
+    else:
+        batches, num_batches = _array_batches(x, y, batch_size)
+
+    if verbose == "auto":
+        show = num_batches is None or num_batches >= AUTO_PROGRESS_MIN_BATCHES
+        verbose = 1 if show else 0
+    progbar = keras.utils.Progbar(num_batches, verbose=verbose, unit_name="batch")
+
+    all_logits, all_maps = [], []
+    for done, (x_batch, y_batch) in enumerate(batches, start=1):
+        size = int(x_batch.shape[0])
+        if strategy is not None:
+            x_batch = split_for_replicas(strategy, x_batch)
+            y_batch = None if y_batch is None else split_for_replicas(strategy, y_batch)
+        logits, maps = function(x_batch, y_batch)
+        all_logits.append(logits.numpy()[:size])
+        all_maps.append(maps.numpy()[:size])
+        if verbose:
+            progbar.update(done, finalize=done == num_batches)
+    if not all_logits:
+        raise ValueError(
+            f"`x` must not be empty: the data set yielded no images. {received('x', x)}"
+        )
+    if verbose and num_batches is None:
+        progbar.update(len(all_logits), finalize=True)
+    return _concatenate(all_logits, "logits"), _concatenate(all_maps, "maps")
+
+
+def partial_explain(method: Callable, **defaults: Any) -> Callable:
+    """`explain` bound to one method, with overridable default options.
+
+    Args:
+        method: the attribution method to bind.
+        **defaults: default keyword arguments of `explain` (e.g.
+            `postprocessing`, `resizing`, `batch_size`) or of `method`;
+            each call may override them.
+
+    Returns:
+        `fn(model, x, y=None, **kwargs) -> (logits, maps)`, named after
+        `method`, with a signature and docstring naming its defaults, and the
+        attributes `method` and `defaults`.
+
+    Raises:
+        TypeError: `method` is not callable, or a default names `method`,
+            `model`, `x` or `y` (the data is given at each call).
+
+    Example:
+        >>> from keras_interp.inspection.units import gather_units
+        >>> def activation_maps(model, inputs, indices=None, *, spatial_axis=(-3, -2)):
+        ...     maps = gather_units(model(inputs, training=False), indices)
+        ...     return tf.reduce_mean(maps, axis=spatial_axis), maps
+        >>> activations = partial_explain(activation_maps, resizing=False, verbose=0)
+        >>> activations.__name__
+        'activation_maps'
+        >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.MaxPool2D()])
+        >>> activations(model, np.ones((2, 8, 8, 3), "float32"))[1].shape
+        (2, 4, 4, 3)
+    """
+    check_callable(method, "method")
+    bound = sorted({"method", "model", "x", "y"} & defaults.keys())
+    if bound:
+        raise TypeError(
+            f"`partial_explain` defaults cannot bind {', '.join(bound)}: they are "
+            f"given at each call. {received('defaults', defaults)}"
+        )
+    defaults = dict(defaults)
+    name = getattr(method, "__name__", type(method).__name__)
+
+    def explainer(model: Any, x: Any, y: Any = None, **kwargs: Any) -> Any:
+        return explain(method, model, x, y, **{**defaults, **kwargs})
+
+    explainer.__name__ = explainer.__qualname__ = name
+    explainer.__doc__ = (
+        f"Explain a model with `{name}`: `explain({name}, model, x, y, **kwargs)`\n"
+        f"with the defaults {defaults!r}, each overridable per call.\n\n"
+        "See `keras_interp.engine.explain` for the arguments.\n"
+    )
+    method_doc = inspect.getdoc(method)
+    if method_doc:
+        explainer.__doc__ += f"\n`{name}`:\n\n{method_doc}\n"
+    explainer.__signature__ = _partial_signature(defaults)
+    explainer.method = method
+    explainer.defaults = types.MappingProxyType(defaults)
+    return explainer
+
+
+def _partial_signature(defaults: dict[str, Any]) -> inspect.Signature:
+    """`explain`'s signature without `method`, showing `defaults`."""
+    parameters = list(inspect.signature(explain).parameters.values())[1:]
+    shown = [p.replace(default=defaults.get(p.name, p.default)) for p in parameters]
+    known = {p.name for p in parameters}
+    extra = [
+        inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v)
+        for k, v in defaults.items()
+        if k not in known
+    ]
+    return inspect.Signature(shown[:-1] + extra + shown[-1:])
+
+
+def _is(kind: str, dtype: Any) -> bool:
+    """Whether `dtype` is a TensorFlow `floating` or (unquantised) `integer` type."""
+    try:
+        dtype = tf.as_dtype(dtype)
+    except TypeError:
+        return False
+    return getattr(dtype, f"is_{kind}") and not dtype.is_quantized
+
+
+def _check_x_dtype(dtype: Any, suffix: str) -> None:
+    if not _is("floating", dtype):
+        raise ValueError(
+            f"`x` must hold float images, got dtype {dtype}. Integer images are "
+            "not cast implicitly: scale them the way the model expects and cast "
+            f"them, e.g. `x.astype('float32') / 255`. {suffix}"
+        )
+
+
+def _received_dataset(spec: Any) -> str:
+    """The closing `Received:` of messages about a data set."""
+    return f"Received: x with element_spec={spec}"
+
+
+def _array_batches(x: Any, y: Any, batch_size: int) -> tuple[Batches, int]:
+    """Validate in-memory `x` and `y` and slice them into batches."""
+    dtype = x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype
+    _check_x_dtype(dtype, received("x", x))
+    if np.ndim(x) == 3:
+        raise ValueError(
+            "`x` must have rank 4 (batch, height, width, channels), got rank 3; "
+            f"for a single image pass `x[None]`. {received('x', x)}"
+        )
+    images = check_images(x, "x")
+    indices = None if y is None else _check_indices(y, len(images))
+
+    def batches() -> Batches:
+        for start in range(0, len(images), batch_size):
+            stop = start + batch_size
+            y_batch = None if indices is None else tf.constant(indices[start:stop])
+            yield tf.constant(images[start:stop]), y_batch
+
+    return batches(), math.ceil(len(images) / batch_size)
+
+
+def _check_indices(y: Any, length: int) -> np.ndarray:
+    """Validate in-memory indices and return them as int32 `(B, L)`."""
+    indices = np.asarray(y)
+    if not _is("integer", indices.dtype):
+        raise ValueError(
+            f"`y` must hold integer unit indices, got dtype {indices.dtype}; cast "
+            f"it with `y.astype('int32')`. {received('y', y)}"
+        )
+    if indices.ndim == 1:
+        indices = indices[:, None]
+    if indices.ndim != 2:
+        raise ValueError(
+            f"`y` must have shape (batch,) or (batch, units), got rank "
+            f"{indices.ndim}. {received('y', y)}"
+        )
+    if len(indices) != length:
+        raise ValueError(
+            f"`y` must have one row per image in `x` ({length}), got "
+            f"{len(indices)}. {received('y', y)}"
+        )
+    if indices.size and indices.min() < 0:
+        raise ValueError(
+            f"`y` must hold non-negative unit indices, got {indices.min()}. "
+            f"{received('y', y)}"
+        )
+    return indices.astype(np.int32)
+
+
+def _dataset_batches(
+    dataset: tf.data.Dataset, batch_size: int
+) -> tuple[Batches, int | None]:
+    """Validate a data set's element spec and stream checked batches."""
+    spec = dataset.element_spec
+    specs = spec if isinstance(spec, tuple) else (spec,)
+    pairs = len(specs) == 2
+    if len(specs) > 2 or not all(isinstance(s, tf.TensorSpec) for s in specs):
+        raise TypeError(
+            "`x` must be a tf.data.Dataset of images or of (images, indices) "
+            f"pairs of dense tensors. {_received_dataset(spec)}"
+        )
+    x_spec, y_expand = specs[0], False
+    rank = x_spec.shape.rank
+    if rank not in (3, 4):
+        raise ValueError(
+            "`x` must be a data set of images of rank 4 (batch, height, width, "
+            "channels) or rank 3 (unbatched), with a known rank; set it with "
+            "`dataset.map(lambda x: tf.ensure_shape(x, ...))`. "
+            + _received_dataset(spec)
+        )
+    _check_x_dtype(x_spec.dtype, _received_dataset(spec))
+    if pairs:
+        y_spec = specs[1]
+        if not _is("integer", y_spec.dtype):
+            raise ValueError(
+                f"`y` must hold integer unit indices, got dtype {y_spec.dtype.name} "
+                f"in the data set. {_received_dataset(spec)}"
+            )
+        if y_spec.shape.rank not in (rank - 3, rank - 2):
+            expected = "(batch,) or (batch, units)" if rank == 4 else "() or (units,)"
+            raise ValueError(
+                f"`y` in the data set must have shape {expected} to match images "
+                f"of rank {rank}. {_received_dataset(spec)}"
+            )
+        y_expand = y_spec.shape.rank == rank - 3
+
+    def normalise(images: tf.Tensor, indices: tf.Tensor | None = None) -> Any:
+        images = tf.cast(images, tf.float32)
+        if indices is None:
+            return (images,)
+        indices = tf.cast(indices, tf.int32)
+        return images, (indices[..., None] if y_expand else indices)
+
+    dataset = dataset.map(lambda *element: normalise(*element))
+    if rank == 3:
+        dataset = dataset.batch(batch_size)
+    cardinality = int(dataset.cardinality())
+    if cardinality == tf.data.INFINITE_CARDINALITY:
+        raise ValueError(
+            "`x` must be a finite data set; limit it with `dataset.take(n)`. "
+            + _received_dataset(spec)
+        )
+    if cardinality == 0:
+        raise ValueError(f"`x` must not be empty. {_received_dataset(spec)}")
+
+    def batches() -> Batches:
+        for number, element in enumerate(dataset, start=1):
+            images, indices = (*element, None)[:2]
+            if images.shape[0] == 0:
+                continue
+            _check_batch(images, indices, number)
+            yield images, indices
+
+    return batches(), (None if cardinality < 0 else cardinality)
+
+
+def _check_batch(images: tf.Tensor, indices: tf.Tensor | None, number: int) -> None:
+    """Cheap per-batch checks of a data set's images and indices."""
+    if not bool(tf.reduce_all(tf.math.is_finite(images))):
+        raise ValueError(
+            f"`x` must be finite, but batch {number} of the data set holds NaN or "
+            f"infinite values. {received('x', images)}"
+        )
+    if indices is None:
+        return
+    if indices.shape[0] != images.shape[0]:
+        raise ValueError(
+            f"`y` must have one row per image, but batch {number} of the data set "
+            f"has {images.shape[0]} images and {indices.shape[0]} index rows. "
+            f"{received('y', indices)}"
+        )
+    if tf.size(indices) > 0 and int(tf.reduce_min(indices)) < 0:
+        raise ValueError(
+            f"`y` must hold non-negative unit indices, but batch {number} of the "
+            f"data set holds {int(tf.reduce_min(indices))}. {received('y', indices)}"
+        )
+
+
+def _concatenate(parts: list[np.ndarray], what: str) -> np.ndarray:
+    """Concatenate per-batch outputs, explaining a shape mismatch."""
+    shapes = {part.shape[1:] for part in parts}
+    if len(shapes) > 1:
+        raise ValueError(
+            f"The batches' {what} have different shapes {sorted(shapes)} and cannot "
+            "be concatenated; images of different sizes need a fixed "
+            "`resizing=(height, width)`."
+        )
+    return np.concatenate(parts, axis=0).astype(np.float32, copy=False)

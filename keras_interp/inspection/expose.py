@@ -1,0 +1,168 @@
+"""`expose()`: a model that emits the logits and the activations to explain."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+from keras_interp._validation import check_one_of, received
+from keras_interp.inspection.graph import (
+    find_layer,
+    has_graph,
+    is_tf_keras,
+    run_graph,
+    squashing_activation,
+)
+from keras_interp.inspection.heads import get_global_pooling_layer, get_logits_layer
+
+LINKS = ("input", "output")
+
+
+def _endpoints(model: Any, refs: Any, default_link: str, arg: str) -> list:
+    """Resolve `refs` (one reference or a list of them) to `(layer, link)` pairs.
+
+    A tuple is one nested path, not a list of layers. A dict reads
+    `{"name" | "layer": ref, "link": "input" | "output"}` as in
+    keras-explainable.
+    """
+    if refs is None:
+        return []
+    if not isinstance(refs, list):
+        refs = [refs]
+    pairs = []
+    for ref in refs:
+        link = default_link
+        if isinstance(ref, dict):
+            unknown = set(ref) - {"name", "layer", "link"}
+            if unknown or not ({"name", "layer"} & set(ref)):
+                raise ValueError(
+                    f"A `{arg}` dict takes the keys 'name' or 'layer', and "
+                    f"'link'. {received(arg, ref)}"
+                )
+            link = check_one_of(ref.get("link", default_link), LINKS, f"{arg}.link")
+            ref = ref.get("layer", ref.get("name"))
+        pairs.append((find_layer(model, ref), link))
+    return pairs
+
+
+def expose(model: Any, arguments: Any = None, outputs: Any = None) -> Any:
+    """A model from `model`'s inputs to `[*outputs, *arguments]`.
+
+    Methods that explain an intermediate layer (the CAM family, FullGrad) take
+    the exposed model: `logits, activations = expose(model)(x)`. Layers may sit
+    at any nesting depth, e.g. inside a pretrained backbone nested in the user's
+    classifier, the case where other libraries fail with "graph disconnected".
+    The exposed model runs the user's layers, sharing their weights, and leaves
+    the user's model untouched: no layer gains a node, no attribute is set.
+
+    If an output layer ends in a softmax or sigmoid activation, the exposed
+    output is its pre-activation (the logits), computed with the layer's own
+    weights; a separate Activation/Softmax layer after the logits layer is
+    simply not reached.
+
+    Args:
+        model: a functional or Sequential model, Keras 3 or tf_keras.
+        arguments: the layer(s) whose activations are exposed: a reference as
+            accepted by `find_layer` (name, path `"outer/inner"`, tuple of
+            names, index, layer), a dict `{"name": ref, "link": "input"}` to
+            take a layer's input instead of its output, or a list of these.
+            Defaults to the input of the last global pooling layer.
+        outputs: the output layer(s), in the same forms. Defaults to the logits
+            layer (`get_logits_layer`). An empty list exposes only `arguments`.
+
+    Returns:
+        A `keras.Model` (a `tf_keras.Model` for tf_keras models) whose call
+        returns the list `[*outputs, *arguments]`, e.g. `[logits (B, K),
+        activations (B, H', W', C)]`. It also carries `source_model`,
+        `logits_layer` (the first output layer, or None) and `endpoints`
+        (`(path-or-name, link)` pairs).
+
+    Raises:
+        ValueError: unknown layer (with the closest names), no logits or global
+            pooling layer to default to, or a model without a layer graph
+            (subclassed) asked for an intermediate layer.
+
+    Example:
+        >>> exposed = expose(keras.applications.ResNet50V2(weights=None))
+        >>> logits, activations = exposed(np.zeros((1, 224, 224, 3)))
+        >>> activations.shape
+        TensorShape([1, 7, 7, 2048])
+
+    References:
+        David, keras-explainable (2022), `inspection.expose`.
+    """
+    if not has_graph(model):
+        raise ValueError(
+            f"Model {getattr(model, 'name', model)!r} has no layer graph (a "
+            "subclassed or unbuilt model), so its intermediate layers cannot be "
+            "exposed. Build it as a functional or Sequential model, or use a "
+            "method that only needs the model's inputs and outputs, such as "
+            "`gradients`. " + received("model", type(model).__name__)
+        )
+    if outputs is None:
+        out = [(get_logits_layer(model), "output")]
+    else:
+        out = _endpoints(model, outputs, "output", "outputs")
+    if arguments is None:
+        args = [(get_global_pooling_layer(model), "input")]
+    else:
+        args = _endpoints(model, arguments, "output", "arguments")
+    if not out + args:
+        raise ValueError(
+            "expose() needs at least one layer in `outputs` or `arguments`. "
+            f"{received('outputs', outputs)}"
+        )
+    pre_activation = {
+        id(layer) for layer, link in out if link == "output" and squashing_activation(layer)
+    }
+    cls = _exposed_class("tf_keras" if is_tf_keras(model) else "keras")
+    return cls(model, out + args, pre_activation, num_outputs=len(out))
+
+
+@functools.cache
+def _exposed_class(framework: str) -> type:
+    """The `ExposedModel` class for Keras 3 or tf_keras, made once."""
+    if framework == "tf_keras":
+        import tf_keras as backend
+    else:
+        import keras as backend
+
+    class ExposedModel(backend.Model):
+        """Runs a model's layers and returns the tensors of chosen layers."""
+
+        def __init__(self, model, endpoints, pre_activation, num_outputs):
+            super().__init__(name=f"{model.name}_exposed")
+            self.source_model = model
+            # Plain attributes, not tracked: the weights come from source_model.
+            object.__setattr__(self, "_endpoint_pairs", tuple(endpoints))
+            object.__setattr__(self, "_pre_activation", frozenset(pre_activation))
+            object.__setattr__(self, "_num_outputs", num_outputs)
+
+        @property
+        def endpoints(self) -> list[tuple[str, str]]:
+            return [(layer.name, link) for layer, link in self._endpoint_pairs]
+
+        @property
+        def logits_layer(self):
+            pairs = self._endpoint_pairs[: self._num_outputs]
+            return pairs[0][0] if pairs else None
+
+        def call(self, inputs, training=False):
+            taps: dict[int, set[str]] = {}
+            for layer, link in self._endpoint_pairs:
+                taps.setdefault(id(layer), set()).add(link)
+            _, tapped = run_graph(
+                self.source_model, inputs, taps, set(self._pre_activation)
+            )
+            return [tapped[(id(layer), link)] for layer, link in self._endpoint_pairs]
+
+        def get_config(self):
+            return {"name": self.name, "endpoints": self.endpoints}
+
+    return ExposedModel
+
+
+def exposed_layers(model: Any) -> Sequence[Any]:
+    """The layers an exposed model returns, in order (empty for other models)."""
+    return [layer for layer, _ in getattr(model, "_endpoint_pairs", ())]

@@ -1,0 +1,1 @@
+"""Test helpers: tiny models with known answers and the method contract table."""
