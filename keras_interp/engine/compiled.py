@@ -6,6 +6,8 @@ module-level cache keyed by the model's `id()` and tied to the model's life by a
 weak reference: deleting the model drops its functions, and nothing is ever set
 on the user's model. The traced step reaches the model through that weak
 reference too, so a cached function never keeps its model alive.
+
+`split_for_replicas` prepares a batch for the distributed step.
 """
 
 from __future__ import annotations
@@ -175,7 +177,20 @@ def _check_spatial_axis(spatial_axis: Any) -> tuple[int, ...]:
 
 
 def split_for_replicas(strategy: tf.distribute.Strategy, batch: tf.Tensor) -> Any:
-    """Split a batch into equal contiguous per-replica slices (padding the end)."""
+    """Split a batch into equal contiguous slices, one per replica of `strategy`.
+
+    When the batch does not divide evenly, its last row is repeated until it
+    does, so no replica gets an empty slice; the caller keeps the first
+    `len(batch)` rows of the concatenated results.
+
+    Args:
+        strategy: the strategy whose replicas run the step.
+        batch: a tensor `(B, ...)`.
+
+    Returns:
+        Distributed values for `strategy.run`, replica `r` holding rows
+        `[r * s, (r + 1) * s)` of the padded batch, `s = ceil(B / replicas)`.
+    """
     replicas = strategy.num_replicas_in_sync
     size = int(batch.shape[0])
     per_replica = -(-size // replicas)

@@ -25,7 +25,8 @@ from keras_interp.engine.compiled import compiled_function, split_for_replicas
 #: (and whenever a data set's length is unknown).
 AUTO_PROGRESS_MIN_BATCHES = 5
 
-Batches = Iterator[tuple[tf.Tensor, "tf.Tensor | None"]]
+#: The stream of `(images, indices)` batches, `indices` possibly `None`.
+Batches = Iterator[tuple[tf.Tensor, tf.Tensor | None]]
 
 
 def explain(

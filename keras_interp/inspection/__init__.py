@@ -8,9 +8,11 @@ from keras_interp.inspection.heads import (
     get_logits_layer,
     layers_with_biases,
 )
+from keras_interp.inspection.targets import Target
 from keras_interp.inspection.units import gather_units
 
 __all__ = [
+    "Target",
     "biases",
     "expose",
     "find_layer",

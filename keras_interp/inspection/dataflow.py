@@ -33,6 +33,14 @@ class Node:
     Args:
         id_: the node's identifier, unique within its flow.
         depends: `None` or a sequence of the `Node`s this node is computed from.
+
+    Raises:
+        ValueError: `depends` is not None or a list/tuple.
+        TypeError: `depends` holds something other than nodes.
+
+    Example:
+        >>> Node("b", depends=[Node("a")]) == Node("b")
+        True
     """
 
     def __init__(self, id_: Any, depends: Iterable[Node] | None = None) -> None:
@@ -263,12 +271,25 @@ def build_node(flow: DataFlow, nodes: Node | Iterable[Node], state: State) -> St
     Values already in `state` are used as they are (a supplied node skips its
     dependencies); the others are computed depth first, dependencies in order.
 
+    Args:
+        flow: the `DataFlow` holding the callbacks.
+        nodes: a `Node`, or a tuple or list of them.
+        state: the known values.
+
     Returns:
-        A copy of `state` (same type) holding every computed node.
+        A copy of `state` (same type) holding every computed node; `state`
+        itself is not modified.
 
     Raises:
         DependencyError: a needed node has neither a value nor a callback.
         ValueError: the dependencies form a cycle.
+
+    Example:
+        >>> a, b = Node("a"), Node("b", [Node("a")])
+        >>> flow = DataFlow()
+        >>> flow.register(b, abs)
+        >>> build_node(flow, b, State(a=-2))["b"]
+        2
     """
     out = state.copy()
     for node in nodes if isinstance(nodes, (list, tuple)) else (nodes,):
@@ -295,9 +316,10 @@ class LayerGraph:
     """The layers of a model as `LayerSpec`s, in topological order.
 
     Example:
-        >>> layers = LayerGraph.from_model(model)
-        >>> layers.from_name("CONV").depends
-        (LayerSpec(id_='input_layer', name='input_layer', depends=[]),)
+        >>> inputs = keras.Input((4,), name="x")
+        >>> model = keras.Model(inputs, keras.layers.Dense(2, name="dense")(inputs))
+        >>> LayerGraph.from_model(model).from_name("DENSE")
+        LayerSpec(id_='dense', name='dense', depends=['x'])
     """
 
     def __init__(self, layers: Iterable[LayerSpec]) -> None:
@@ -406,14 +428,13 @@ def _entry(model: Any) -> _ModelEntry:
 
 
 def _weak(model: Any) -> Any:
-    """`model` as the cached sub-models should hold it: weakly (Keras 3).
+    """`model` as the cached sub-models should hold it: weakly.
 
     An exposed model keeps a reference to its source model, and a cache value
     that refers to its own weak key keeps it alive forever; a proxy breaks the
-    cycle. tf_keras models are passed as they are (their cached sub-models keep
-    them alive).
+    cycle.
     """
-    return model if graph.is_tf_keras(model) else weakref.proxy(model)
+    return weakref.proxy(model)
 
 
 def _computed_as(entry: _ModelEntry, spec: LayerSpec) -> LayerSpec:
@@ -468,9 +489,11 @@ def build_layer(model: Any, layer: Any, state: Any, save_all: bool = True) -> St
             missing source information").
 
     Example:
-        >>> state = build_layer(model, ("conv", "dense"), images)
-        >>> state["conv"].shape
-        (2, 6, 6, 3)
+        >>> inputs = keras.Input((4,), name="x")
+        >>> model = keras.Model(inputs, keras.layers.Dense(2, name="dense")(inputs))
+        >>> state = build_layer(model, "dense", np.ones((3, 4), np.float32))
+        >>> sorted(state), state["dense"].shape
+        (['dense', 'x'], (3, 2))
     """
     entry = _entry(model)
     refs = layer if isinstance(layer, (tuple, list)) else (layer,)
@@ -520,7 +543,14 @@ class InputSizeError(ValueError):
         layer: the `LayerSpec` sampled (set by `sample_patches`).
     """
 
-    def __init__(self, message: str, *, scale=None, source=None, layer=None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        scale: int | None = None,
+        source: Any = None,
+        layer: LayerSpec | None = None,
+    ) -> None:
         super().__init__(message)
         self.scale, self.source, self.layer = scale, source, layer
 
@@ -537,6 +567,14 @@ def sample_patches(
 
     Each image of the batch is one "scale" of `sample_patches_from_data`.
 
+    Args:
+        model: a functional or Sequential Keras model.
+        layer: a `LayerSpec`, id or name of a layer with `(B, H, W, C)` outputs.
+        num_patches: how many patches (0 gives empty arrays).
+        patch_size: the patch side, a positive int.
+        state: as in `build_layer`.
+        seed: seed of the `numpy.random.Generator`.
+
     Returns:
         `(patches, locs)`: float32 `(num_patches, patch_size, patch_size, C)`
         and int64 `(num_patches, 3)` rows `(batch index, y0, x0)`.
@@ -544,6 +582,14 @@ def sample_patches(
     Raises:
         InputSizeError: the layer is smaller than `patch_size`; it carries
             `scale`, `source` (the state's `SOURCE`) and `layer`.
+        ValueError: an unknown layer or a missing input (see `build_layer`).
+
+    Example:
+        >>> inputs = keras.Input((8, 8, 3), name="x")
+        >>> model = keras.Model(inputs, keras.layers.Conv2D(4, 3, name="c")(inputs))
+        >>> patches, locs = sample_patches(model, "c", 5, 2, np.ones((2, 8, 8, 3)))
+        >>> patches.shape, locs.shape
+        ((5, 2, 2, 4), (5, 3))
     """
     spec = _entry(model).graph.resolve(layer)
     state = build_layer(model, spec, state)

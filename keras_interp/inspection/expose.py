@@ -11,20 +11,22 @@ from keras_interp.inspection.graph import (
     find_layer,
     has_graph,
     is_tf_keras,
+    output_shape,
     run_graph,
     squashing_activation,
 )
 from keras_interp.inspection.heads import get_global_pooling_layer, get_logits_layer
+from keras_interp.inspection.targets import Target
 
 LINKS = ("input", "output")
 
 
 def _endpoints(model: Any, refs: Any, default_link: str, arg: str) -> list:
-    """Resolve `refs` (one reference or a list of them) to `(layer, link)` pairs.
+    """Resolve `refs` (one reference or a list) to `(layer, link, target)`.
 
     A tuple is one nested path, not a list of layers. A dict reads
     `{"name" | "layer": ref, "link": "input" | "output"}` as in
-    keras-explainable.
+    keras-explainable. A `Target` names a layer's output and how it is scored.
     """
     if refs is None:
         return []
@@ -32,7 +34,14 @@ def _endpoints(model: Any, refs: Any, default_link: str, arg: str) -> list:
         refs = [refs]
     pairs = []
     for ref in refs:
-        link = default_link
+        link, target = default_link, None
+        if isinstance(ref, Target):
+            target = ref
+            layer = find_layer(model, ref.layer) if ref.layer is not None else None
+            layer = layer if layer is not None else get_logits_layer(model)
+            target.check_shape(output_shape(layer), layer.name)
+            pairs.append((layer, "output", target))
+            continue
         if isinstance(ref, dict):
             unknown = set(ref) - {"name", "layer", "link"}
             if unknown or not ({"name", "layer"} & set(ref)):
@@ -42,7 +51,7 @@ def _endpoints(model: Any, refs: Any, default_link: str, arg: str) -> list:
                 )
             link = check_one_of(ref.get("link", default_link), LINKS, f"{arg}.link")
             ref = ref.get("layer", ref.get("name"))
-        pairs.append((find_layer(model, ref), link))
+        pairs.append((find_layer(model, ref), link, target))
     return pairs
 
 
@@ -68,8 +77,10 @@ def expose(model: Any, arguments: Any = None, outputs: Any = None) -> Any:
             names, index, layer), a dict `{"name": ref, "link": "input"}` to
             take a layer's input instead of its output, or a list of these.
             Defaults to the input of the last global pooling layer.
-        outputs: the output layer(s), in the same forms. Defaults to the logits
-            layer (`get_logits_layer`). An empty list exposes only `arguments`.
+        outputs: the output layer(s), in the same forms, or a `Target` (what is
+            explained: a channel of any layer reduced over space, a unit at a
+            position, class probabilities). Defaults to the logits layer
+            (`get_logits_layer`). An empty list exposes only `arguments`.
 
     Returns:
         A `keras.Model` (a `tf_keras.Model` for tf_keras models) whose call
@@ -101,11 +112,11 @@ def expose(model: Any, arguments: Any = None, outputs: Any = None) -> Any:
             "`gradients`. " + received("model", type(model).__name__)
         )
     if outputs is None:
-        out = [(get_logits_layer(model), "output")]
+        out = [(get_logits_layer(model), "output", None)]
     else:
         out = _endpoints(model, outputs, "output", "outputs")
     if arguments is None:
-        args = [(get_global_pooling_layer(model), "input")]
+        args = [(get_global_pooling_layer(model), "input", None)]
     else:
         args = _endpoints(model, arguments, "output", "arguments")
     if not out + args:
@@ -114,7 +125,9 @@ def expose(model: Any, arguments: Any = None, outputs: Any = None) -> Any:
             f"{received('outputs', outputs)}"
         )
     pre_activation = {
-        id(layer) for layer, link in out if link == "output" and squashing_activation(layer)
+        id(layer)
+        for layer, link, _ in out
+        if link == "output" and squashing_activation(layer)
     }
     cls = _exposed_class("tf_keras" if is_tf_keras(model) else "keras")
     return cls(model, out + args, pre_activation, num_outputs=len(out))
@@ -141,21 +154,34 @@ def _exposed_class(framework: str) -> type:
 
         @property
         def endpoints(self) -> list[tuple[str, str]]:
-            return [(layer.name, link) for layer, link in self._endpoint_pairs]
+            return [(layer.name, link) for layer, link, _ in self._endpoint_pairs]
 
         @property
         def logits_layer(self):
-            pairs = self._endpoint_pairs[: self._num_outputs]
-            return pairs[0][0] if pairs else None
+            """The layer whose plain output is the first exposed output, or None
+            (no outputs, or a `Target` that reduces or squashes it)."""
+            if not self._num_outputs:
+                return None
+            layer, _, target = self._endpoint_pairs[0]
+            plain = target is None or (
+                target.reduce is None
+                and target.position is None
+                and target.activation is None
+            )
+            return layer if plain else None
 
         def call(self, inputs, training=False):
             taps: dict[int, set[str]] = {}
-            for layer, link in self._endpoint_pairs:
+            for layer, link, _ in self._endpoint_pairs:
                 taps.setdefault(id(layer), set()).add(link)
             _, tapped = run_graph(
                 self.source_model, inputs, taps, set(self._pre_activation)
             )
-            return [tapped[(id(layer), link)] for layer, link in self._endpoint_pairs]
+            results = []
+            for layer, link, target in self._endpoint_pairs:
+                tensor = tapped[(id(layer), link)]
+                results.append(tensor if target is None else target(tensor))
+            return results
 
         def get_config(self):
             return {"name": self.name, "endpoints": self.endpoints}
@@ -165,4 +191,4 @@ def _exposed_class(framework: str) -> type:
 
 def exposed_layers(model: Any) -> Sequence[Any]:
     """The layers an exposed model returns, in order (empty for other models)."""
-    return [layer for layer, _ in getattr(model, "_endpoint_pairs", ())]
+    return [layer for layer, _, _ in getattr(model, "_endpoint_pairs", ())]

@@ -26,8 +26,9 @@ SQUASHING_ACTIVATIONS = ("softmax", "sigmoid")
 
 
 def is_tf_keras(obj: Any) -> bool:
-    """Whether `obj` (a layer or model) comes from `tf_keras` (Keras 2)."""
-    return any(c.__module__.startswith("tf_keras") for c in type(obj).__mro__)
+    """Whether `obj` (a layer or model, or a weak proxy of one) comes from
+    `tf_keras` (Keras 2)."""
+    return any(c.__module__.startswith("tf_keras") for c in obj.__class__.__mro__)
 
 
 def _graph(model: Any) -> Any | None:
@@ -231,7 +232,11 @@ def _contains(container: Any, layers: set[int]) -> bool:
 
 
 def run_graph(
-    model: Any, inputs: Any, taps: dict[int, set[str]], pre_activation: set[int]
+    model: Any,
+    inputs: Any,
+    taps: dict[int, set[str]] | None = None,
+    pre_activation: set[int] | None = None,
+    override: Any = None,
 ) -> tuple[list[Any], dict[tuple[int, str], Any]]:
     """Run `model` node by node on real tensors and collect tapped tensors.
 
@@ -242,6 +247,11 @@ def run_graph(
             the tensors to collect, for layers at any depth. A layer called several times is
             tapped at its last call.
         pre_activation: ids of layers whose squashing activation is skipped.
+        override: optional `fn(layer, args, kwargs)` called instead of every
+            leaf layer (nested models are walked into when it is given); it
+            returns the layer's result, or `NotImplemented` to call the layer
+            as usual. Guided backpropagation uses it to swap ReLU gradients
+            without modifying the user's model.
 
     Returns:
         `(outputs, tapped)`: the model's flat outputs, and `{(id(layer), link):
@@ -250,13 +260,16 @@ def run_graph(
     Raises:
         ValueError: the model (or a nested model holding a tap) has no graph.
     """
+    taps, pre_activation = taps or {}, pre_activation or set()
     tapped: dict[tuple[int, str], Any] = {}
     wanted = set(taps) | set(pre_activation)
-    outputs = _run(model, _flatten(inputs), taps, pre_activation, wanted, tapped)
+    context = (taps, pre_activation, wanted, tapped, override)
+    outputs = _run(model, _flatten(inputs), context)
     return outputs, tapped
 
 
-def _run(model, flat_inputs, taps, pre_activation, wanted, tapped, training=None):
+def _run(model, flat_inputs, context, training=None):
+    taps, pre_activation, wanted, tapped, override = context
     graph = _graph(model)
     if graph is None:
         raise ValueError(
@@ -278,19 +291,21 @@ def _run(model, flat_inputs, taps, pre_activation, wanted, tapped, training=None
         key = id(operation)
         if "input" in taps.get(key, ()):
             tapped[(key, "input")] = args[0] if len(args) == 1 else list(args)
-        if is_container(operation) and _contains(operation, wanted):
+        result = NotImplemented
+        if is_container(operation) and (
+            override is not None or _contains(operation, wanted)
+        ):
             result = _run(
                 operation,
                 _flatten(args[0] if len(args) == 1 else list(args)),
-                taps,
-                pre_activation,
-                wanted,
-                tapped,
+                context,
                 training=kwargs.get("training", training),
             )
         elif key in pre_activation:
             result = call_pre_activation(operation, *args, **kwargs)
-        else:
+        elif override is not None:
+            result = override(operation, args, kwargs)
+        if result is NotImplemented:
             result = operation(*args, **kwargs)
         if "output" in taps.get(key, ()):
             tapped[(key, "output")] = result
@@ -341,7 +356,7 @@ def call_pre_activation(layer: Any, *args: Any, **kwargs: Any) -> Any:
     return type(layer).call(view, *args, **kwargs)
 
 
-def inbound_layers(model: Any) -> list[tuple[str, list[str]]]:
+def layer_dependencies(model: Any) -> list[tuple[str, list[str]]]:
     """Every layer's path with the paths of the layers feeding it, in order.
 
     Nested models appear as a layer whose inputs feed the nested model's input

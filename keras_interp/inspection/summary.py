@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from keras_interp.inspection.graph import has_graph, inbound_layers, iter_layers
+from keras_interp.inspection.graph import has_graph, layer_dependencies, iter_layers
 from keras_interp.inspection.graph import output_shape as _output_shape
 from keras_interp.inspection.heads import get_global_pooling_layer
 
@@ -41,7 +41,7 @@ def layer_table(model: Any) -> list[dict[str, Any]]:
         The rows, as a list of dicts.
     """
     layers = dict(iter_layers(model))
-    inbound = dict(inbound_layers(model)) if has_graph(model) else {}
+    inbound = dict(layer_dependencies(model)) if has_graph(model) else {}
     try:
         pooling = get_global_pooling_layer(model)
         pooling_path = next(p for p, layer in layers.items() if layer is pooling)

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_interp.inspection import dataflow, graph
+from keras_interp.inspection import dataflow
 from keras_interp.inspection.dataflow import (
     SOURCE,
     DataFlow,
@@ -296,15 +296,6 @@ def test_layer_all_sublayer_top():
 # --- Keras models ------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def _layer_dependencies(monkeypatch):
-    # TEMPORARY bridge until graph.layer_dependencies exists (graph.py in progress).
-    if not hasattr(graph, "layer_dependencies"):
-        monkeypatch.setattr(
-            graph, "layer_dependencies", graph.inbound_layers, raising=False
-        )
-
-
 @pytest.fixture(scope="module")
 def branchy() -> keras.Model:
     keras.utils.set_random_seed(0)
@@ -521,6 +512,16 @@ def test_multi_input_model():
         build_layer(model, "sum", xa)
     with pytest.raises(ValueError, match=r"missing source information.*\['b'\]"):
         build_layer(model, "sum", {"a": xa})
+
+
+def test_tf_keras_model():
+    tf_keras = pytest.importorskip("tf_keras")
+    inputs = tf_keras.Input((4,), name="ti")
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(2, name="td")(inputs))
+    x = np.random.default_rng(6).random((3, 4)).astype(np.float32)
+    state = build_layer(model, "td", x)
+    np.testing.assert_allclose(state["td"], model(x).numpy(), rtol=1e-6)
+    assert LayerGraph.from_model(model).from_id("td").depends[0].id_ == "ti"
 
 
 # --- glimpse's SamplePatches tests -------------------------------------------------

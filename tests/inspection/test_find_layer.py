@@ -7,7 +7,7 @@ import tf_keras
 
 import keras
 from keras_interp.inspection import find_layer, has_graph, iter_layers
-from keras_interp.inspection.graph import inbound_layers
+from keras_interp.inspection.graph import layer_dependencies
 from keras_interp.testing import models
 
 
@@ -77,7 +77,7 @@ def test_ambiguous_name():
 
 def test_inbound_layers_flat_dag():
     model = models.gap_dense()
-    assert inbound_layers(model) == [
+    assert layer_dependencies(model) == [
         ("images", []),
         ("conv", ["images"]),
         ("gap", ["conv"]),
@@ -90,7 +90,7 @@ def test_inbound_layers_flat_dag():
     left = inner(inputs)
     right = keras.layers.Conv2D(2, 3, name="side")(inputs)
     out = keras.layers.Add(name="add")([left, right])
-    deps = dict(inbound_layers(keras.Model(inputs, out)))
+    deps = dict(layer_dependencies(keras.Model(inputs, out)))
     assert deps["add"] == ["bb", "side"]
     assert deps["bb"] == ["bb/c"]
     assert deps["bb/c"] == [next(p for p in deps if p.startswith("bb/input"))]
