@@ -18,8 +18,37 @@ _SHORTCUTS = {
     "explain": "keras_interp.engine",
     "partial_explain": "keras_interp.engine",
     "load_image": "keras_interp.images",
+    "Target": "keras_interp.inspection",
+    **{
+        name: "keras_interp.shortcuts"
+        for name in (
+            "cam",
+            "gradcam",
+            "gradcampp",
+            "scorecam",
+            "layercam",
+            "gradients",
+            "saliency",
+            "input_x_gradient",
+            "integrated_gradients",
+            "full_gradients",
+            "guided_gradients",
+            "occlusion",
+            "rise",
+        )
+    },
+    **{name: "keras_interp.methods.meta" for name in ("smooth", "tta")},
 }
-_SUBMODULES = ("engine", "images", "inspection", "testing")
+_SUBMODULES = (
+    "engine",
+    "filters",
+    "images",
+    "inspection",
+    "methods",
+    "shortcuts",
+    "testing",
+    "visualization",
+)
 
 __all__ = ["__version__", *_SHORTCUTS, *_SUBMODULES]
 

@@ -51,6 +51,17 @@ def check_non_negative_float(value: Any, arg: str) -> float:
     return float(value)
 
 
+def check_positive_float(value: Any, arg: str) -> float:
+    """Return `value` as a float, or raise if it is not a positive number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"`{arg}` must be a number. {received(arg, value)}")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(
+            f"`{arg}` must be a finite positive number. {received(arg, value)}"
+        )
+    return float(value)
+
+
 def check_one_of(value: Any, options: Iterable[Any], arg: str) -> Any:
     """Return `value` if it is one of `options`, else raise a ValueError."""
     options = tuple(options)

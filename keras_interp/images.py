@@ -19,7 +19,12 @@ import PIL.Image
 import skimage.transform
 import tensorflow as tf
 
-from keras_interp._validation import check_one_of, check_positive_int, received
+from keras_interp._validation import (
+    check_one_of,
+    check_positive_float,
+    check_positive_int,
+    received,
+)
 
 #: How far a float image may stray outside [0, 1] before it is refused; values
 #: within the tolerance are clipped.
@@ -27,8 +32,6 @@ FLOAT_TOLERANCE = 1e-3
 
 #: The `mode` values of `load_image`.
 RESIZE_MODES = ("crop", "stretch")
-
-_PIL_16BIT = ("I;16", "I;16B", "I;16L", "I;16N")
 
 
 def load_image(
@@ -233,7 +236,7 @@ def prepare_image(
     check_one_of(getattr(method, "value", method), valid, "method")
     method = ResizeMethod(method)
     length = check_positive_int(length, "length")
-    aspect_ratio = _check_positive_float(aspect_ratio, "aspect_ratio")
+    aspect_ratio = check_positive_float(aspect_ratio, "aspect_ratio")
     if method is ResizeMethod.NONE:
         return img
     width, height = float(img.size[0]), float(img.size[1])
@@ -270,30 +273,17 @@ def _scale_and_crop(img: PIL.Image.Image, size: tuple[int, int]) -> PIL.Image.Im
     return img.crop((0, border, target_width, border + target_height))
 
 
-def _check_positive_float(value: Any, arg: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-        raise TypeError(f"`{arg}` must be a number. {received(arg, value)}")
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(
-            f"`{arg}` must be a finite positive number. {received(arg, value)}"
-        )
-    return float(value)
-
-
 def _check_size(size: Any) -> tuple[int, int] | None:
     if size is None:
         return None
-    if isinstance(size, (list, tuple)) and len(size) == 2:
-        return (
-            check_positive_int(size[0], "size"),
-            check_positive_int(size[1], "size"),
-        )
-    if isinstance(size, (list, tuple)):
+    if not isinstance(size, (list, tuple)):
+        side = check_positive_int(size, "size")
+        return (side, side)
+    if len(size) != 2:
         raise ValueError(
             f"`size` must be an int or a pair (height, width). {received('size', size)}"
         )
-    side = check_positive_int(size, "size")
-    return (side, side)
+    return check_positive_int(size[0], "size"), check_positive_int(size[1], "size")
 
 
 def _to_array(image: Any) -> np.ndarray:
@@ -321,7 +311,7 @@ def _to_array(image: Any) -> np.ndarray:
 
 
 def _pil_to_array(pil: PIL.Image.Image) -> np.ndarray:
-    if pil.mode in _PIL_16BIT:
+    if pil.mode in ("I;16", "I;16B", "I;16L", "I;16N"):  # 16-bit grayscale
         return np.asarray(pil).astype(np.uint16)
     if pil.mode == "I":  # 32-bit integers, as 16-bit PNGs open in some Pillows
         array = np.asarray(pil)

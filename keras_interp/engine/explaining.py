@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import inspect
-import math
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -14,19 +13,23 @@ import tensorflow as tf
 
 from keras_interp._validation import (
     check_callable,
-    check_images,
     check_one_of,
     check_positive_int,
     received,
 )
 from keras_interp.engine.compiled import compiled_function, split_for_replicas
+from keras_interp.engine.inputs import Batches, array_batches, dataset_batches
 
 #: With `verbose="auto"`, a progress bar is shown from this many batches on
 #: (and whenever a data set's length is unknown).
 AUTO_PROGRESS_MIN_BATCHES = 5
 
-#: The stream of `(images, indices)` batches, `indices` possibly `None`.
-Batches = Iterator[tuple[tf.Tensor, tf.Tensor | None]]
+__all__ = [
+    "AUTO_PROGRESS_MIN_BATCHES",
+    "Batches",
+    "explain",
+    "partial_explain",
+]
 
 
 def explain(
@@ -77,7 +80,8 @@ def explain(
 
     Args:
         method: an attribution method, `fn(model, inputs, indices=None, *,
-            spatial_axis=(-3, -2), **options) -> (logits, maps)`.
+            spatial_axis=(-3, -2), **options) -> (logits, maps)`, or its
+            registry name or spec, e.g. `"smooth(gradcam, seed=0)"`.
         model: the model `method` explains (e.g. from `expose()`).
         x: images `(B, H, W, C)` as a numpy array or tensor, or a
             `tf.data.Dataset` of images or `(images, indices)` pairs.
@@ -86,6 +90,8 @@ def explain(
             `None` when `x` is a data set (put the indices in the data set).
             Indices past the model's last unit fail inside the method.
         batch_size: images per step (the global batch size with a strategy).
+            Methods that chunk their own forward passes (Score-CAM, occlusion,
+            RISE) get it too, so it bounds the images of every forward pass.
         postprocessing: `fn(maps, axis=spatial_axis) -> maps` applied to each
             batch's maps before resizing (e.g. a normalisation), or `None`.
         resizing: `True` resizes maps to the images' height and width,
@@ -132,8 +138,14 @@ def explain(
         Bastos and Sadanandan, keras-explainable (the `explain` engine this
         ports to Keras 3), https://github.com/lucasdavid/keras-explainable.
     """
+    if isinstance(method, str):
+        from keras_interp.methods import get
+
+        method = get(method)
     check_callable(method, "method")
     batch_size = check_positive_int(batch_size, "batch_size")
+    if "batch_size" not in method_kwargs and _accepts(method, "batch_size"):
+        method_kwargs["batch_size"] = batch_size
     check_one_of(verbose, ("auto", 0, 1, 2), "verbose")
     function = compiled_function(
         method,
@@ -151,9 +163,9 @@ def explain(
                 "`y` must be None when `x` is a tf.data.Dataset: yield (images, "
                 f"indices) pairs from the data set instead. {received('y', y)}"
             )
-        batches, num_batches = _dataset_batches(x, batch_size)
+        batches, num_batches = dataset_batches(x, batch_size)
     else:
-        batches, num_batches = _array_batches(x, y, batch_size)
+        batches, num_batches = array_batches(x, y, batch_size)
 
     if verbose == "auto":
         show = num_batches is None or num_batches >= AUTO_PROGRESS_MIN_BATCHES
@@ -251,167 +263,6 @@ def _partial_signature(defaults: dict[str, Any]) -> inspect.Signature:
     return inspect.Signature(shown[:-1] + extra + shown[-1:])
 
 
-def _is(kind: str, dtype: Any) -> bool:
-    """Whether `dtype` is a TensorFlow `floating` or (unquantised) `integer` type."""
-    try:
-        dtype = tf.as_dtype(dtype)
-    except TypeError:
-        return False
-    return getattr(dtype, f"is_{kind}") and not dtype.is_quantized
-
-
-def _check_x_dtype(dtype: Any, suffix: str) -> None:
-    if not _is("floating", dtype):
-        raise ValueError(
-            f"`x` must hold float images, got dtype {dtype}. Integer images are "
-            "not cast implicitly: scale them the way the model expects and cast "
-            f"them, e.g. `x.astype('float32') / 255`. {suffix}"
-        )
-
-
-def _received_dataset(spec: Any) -> str:
-    """The closing `Received:` of messages about a data set."""
-    return f"Received: x with element_spec={spec}"
-
-
-def _array_batches(x: Any, y: Any, batch_size: int) -> tuple[Batches, int]:
-    """Validate in-memory `x` and `y` and slice them into batches."""
-    dtype = x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype
-    _check_x_dtype(dtype, received("x", x))
-    if np.ndim(x) == 3:
-        raise ValueError(
-            "`x` must have rank 4 (batch, height, width, channels), got rank 3; "
-            f"for a single image pass `x[None]`. {received('x', x)}"
-        )
-    images = check_images(x, "x")
-    indices = None if y is None else _check_indices(y, len(images))
-
-    def batches() -> Batches:
-        for start in range(0, len(images), batch_size):
-            stop = start + batch_size
-            y_batch = None if indices is None else tf.constant(indices[start:stop])
-            yield tf.constant(images[start:stop]), y_batch
-
-    return batches(), math.ceil(len(images) / batch_size)
-
-
-def _check_indices(y: Any, length: int) -> np.ndarray:
-    """Validate in-memory indices and return them as int32 `(B, L)`."""
-    indices = np.asarray(y)
-    if not _is("integer", indices.dtype):
-        raise ValueError(
-            f"`y` must hold integer unit indices, got dtype {indices.dtype}; cast "
-            f"it with `y.astype('int32')`. {received('y', y)}"
-        )
-    if indices.ndim == 1:
-        indices = indices[:, None]
-    if indices.ndim != 2:
-        raise ValueError(
-            f"`y` must have shape (batch,) or (batch, units), got rank "
-            f"{indices.ndim}. {received('y', y)}"
-        )
-    if len(indices) != length:
-        raise ValueError(
-            f"`y` must have one row per image in `x` ({length}), got "
-            f"{len(indices)}. {received('y', y)}"
-        )
-    if indices.size and indices.min() < 0:
-        raise ValueError(
-            f"`y` must hold non-negative unit indices, got {indices.min()}. "
-            f"{received('y', y)}"
-        )
-    return indices.astype(np.int32)
-
-
-def _dataset_batches(
-    dataset: tf.data.Dataset, batch_size: int
-) -> tuple[Batches, int | None]:
-    """Validate a data set's element spec and stream checked batches."""
-    spec = dataset.element_spec
-    specs = spec if isinstance(spec, tuple) else (spec,)
-    pairs = len(specs) == 2
-    if len(specs) > 2 or not all(isinstance(s, tf.TensorSpec) for s in specs):
-        raise TypeError(
-            "`x` must be a tf.data.Dataset of images or of (images, indices) "
-            f"pairs of dense tensors. {_received_dataset(spec)}"
-        )
-    x_spec, y_expand = specs[0], False
-    rank = x_spec.shape.rank
-    if rank not in (3, 4):
-        raise ValueError(
-            "`x` must be a data set of images of rank 4 (batch, height, width, "
-            "channels) or rank 3 (unbatched), with a known rank; set it with "
-            "`dataset.map(lambda x: tf.ensure_shape(x, ...))`. "
-            + _received_dataset(spec)
-        )
-    _check_x_dtype(x_spec.dtype, _received_dataset(spec))
-    if pairs:
-        y_spec = specs[1]
-        if not _is("integer", y_spec.dtype):
-            raise ValueError(
-                f"`y` must hold integer unit indices, got dtype {y_spec.dtype.name} "
-                f"in the data set. {_received_dataset(spec)}"
-            )
-        if y_spec.shape.rank not in (rank - 3, rank - 2):
-            expected = "(batch,) or (batch, units)" if rank == 4 else "() or (units,)"
-            raise ValueError(
-                f"`y` in the data set must have shape {expected} to match images "
-                f"of rank {rank}. {_received_dataset(spec)}"
-            )
-        y_expand = y_spec.shape.rank == rank - 3
-
-    def normalise(images: tf.Tensor, indices: tf.Tensor | None = None) -> Any:
-        images = tf.cast(images, tf.float32)
-        if indices is None:
-            return (images,)
-        indices = tf.cast(indices, tf.int32)
-        return images, (indices[..., None] if y_expand else indices)
-
-    dataset = dataset.map(lambda *element: normalise(*element))
-    if rank == 3:
-        dataset = dataset.batch(batch_size)
-    cardinality = int(dataset.cardinality())
-    if cardinality == tf.data.INFINITE_CARDINALITY:
-        raise ValueError(
-            "`x` must be a finite data set; limit it with `dataset.take(n)`. "
-            + _received_dataset(spec)
-        )
-    if cardinality == 0:
-        raise ValueError(f"`x` must not be empty. {_received_dataset(spec)}")
-
-    def batches() -> Batches:
-        for number, element in enumerate(dataset, start=1):
-            images, indices = (*element, None)[:2]
-            if images.shape[0] == 0:
-                continue
-            _check_batch(images, indices, number)
-            yield images, indices
-
-    return batches(), (None if cardinality < 0 else cardinality)
-
-
-def _check_batch(images: tf.Tensor, indices: tf.Tensor | None, number: int) -> None:
-    """Cheap per-batch checks of a data set's images and indices."""
-    if not bool(tf.reduce_all(tf.math.is_finite(images))):
-        raise ValueError(
-            f"`x` must be finite, but batch {number} of the data set holds NaN or "
-            f"infinite values. {received('x', images)}"
-        )
-    if indices is None:
-        return
-    if indices.shape[0] != images.shape[0]:
-        raise ValueError(
-            f"`y` must have one row per image, but batch {number} of the data set "
-            f"has {images.shape[0]} images and {indices.shape[0]} index rows. "
-            f"{received('y', indices)}"
-        )
-    if tf.size(indices) > 0 and int(tf.reduce_min(indices)) < 0:
-        raise ValueError(
-            f"`y` must hold non-negative unit indices, but batch {number} of the "
-            f"data set holds {int(tf.reduce_min(indices))}. {received('y', indices)}"
-        )
-
-
 def _concatenate(parts: list[np.ndarray], what: str) -> np.ndarray:
     """Concatenate per-batch outputs, explaining a shape mismatch."""
     shapes = {part.shape[1:] for part in parts}
@@ -422,3 +273,12 @@ def _concatenate(parts: list[np.ndarray], what: str) -> np.ndarray:
             "`resizing=(height, width)`."
         )
     return np.concatenate(parts, axis=0).astype(np.float32, copy=False)
+
+
+def _accepts(method: Callable, name: str) -> bool:
+    """Whether `method` (or the method it wraps) takes a `name` argument."""
+    try:
+        parameters = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in parameters

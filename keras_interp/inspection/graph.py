@@ -227,10 +227,6 @@ def _flatten(structure: Any) -> list[Any]:
     return [structure]
 
 
-def _contains(container: Any, layers: set[int]) -> bool:
-    return any(id(layer) in layers for _, layer in iter_layers(container))
-
-
 def run_graph(
     model: Any,
     inputs: Any,
@@ -262,14 +258,13 @@ def run_graph(
     """
     taps, pre_activation = taps or {}, pre_activation or set()
     tapped: dict[tuple[int, str], Any] = {}
-    wanted = set(taps) | set(pre_activation)
-    context = (taps, pre_activation, wanted, tapped, override)
+    context = (taps, pre_activation, tapped, override)
     outputs = _run(model, _flatten(inputs), context)
     return outputs, tapped
 
 
 def _run(model, flat_inputs, context, training=None):
-    taps, pre_activation, wanted, tapped, override = context
+    taps, pre_activation, tapped, override = context
     graph = _graph(model)
     if graph is None:
         raise ValueError(
@@ -292,9 +287,9 @@ def _run(model, flat_inputs, context, training=None):
         if "input" in taps.get(key, ()):
             tapped[(key, "input")] = args[0] if len(args) == 1 else list(args)
         result = NotImplemented
-        if is_container(operation) and (
-            override is not None or _contains(operation, wanted)
-        ):
+        if is_container(operation) and _graph(operation) is not None:
+            # Walk into nested models rather than calling them: their taps are
+            # reached, and their input spec does not refuse other image sizes.
             result = _run(
                 operation,
                 _flatten(args[0] if len(args) == 1 else list(args)),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
+from keras_interp._validation import received
 from keras_interp.inspection.units import gather_units
 
 
@@ -42,3 +45,72 @@ def scores(model: Any, inputs: tf.Tensor, indices: Any) -> tuple[tf.Tensor, list
             "expose(model, outputs=Target(layer, reduce='mean'))."
         )
     return gather_units(first, indices), rest
+
+
+Size = Any  # A Python int when the shape is static, else a scalar int32 tensor.
+
+
+def channels_last(
+    tensor: Any, spatial_axis: Sequence[int], arg: str = "inputs"
+) -> tuple[tf.Tensor, Callable[[tf.Tensor], tf.Tensor]]:
+    """`tensor` (rank 4) as float32 `(B, H, W, C)`, and the function undoing it.
+
+    `spatial_axis` names the height and width axes (`(-3, -2)` channels-last,
+    `(-2, -1)` channels-first); the other non-batch axis holds the channels.
+    """
+    tensor = tf.cast(tf.convert_to_tensor(tensor), tf.float32)
+    if tensor.shape.rank != 4:
+        raise ValueError(
+            f"`{arg}` must have rank 4 (batch, height, width, channels), got "
+            f"shape {tuple(tensor.shape)}. {received(arg, tensor)}"
+        )
+    axes = None
+    if isinstance(spatial_axis, (tuple, list)) and len(spatial_axis) == 2:
+        if all(isinstance(a, (int, np.integer)) for a in spatial_axis):
+            if all(-4 <= a < 4 for a in spatial_axis):
+                axes = [int(a) % 4 for a in spatial_axis]
+    if axes is None or 0 in axes or axes[0] == axes[1]:
+        raise ValueError(
+            "`spatial_axis` must be two distinct non-batch axes of a rank-4 "
+            f"tensor, e.g. (-3, -2). {received('spatial_axis', spatial_axis)}"
+        )
+    perm = [0, *axes, ({1, 2, 3} - set(axes)).pop()]
+    if perm == [0, 1, 2, 3]:
+        return tensor, lambda t: t
+    inverse = [int(i) for i in np.argsort(perm)]
+    return tf.transpose(tensor, perm), lambda t: tf.transpose(t, inverse)
+
+
+def size(tensor: tf.Tensor, axis: int) -> Size:
+    """The static size of `axis` if known, else the dynamic one."""
+    static = tensor.shape[axis]
+    return int(static) if static is not None else tf.shape(tensor)[axis]
+
+
+def chunked(
+    total: Size,
+    batch_size: int,
+    update: Callable[[Any, tf.Tensor, tf.Tensor], Any],
+    state: Any,
+) -> Any:
+    """Fold `update(state, jobs, valid)` over jobs `0..total-1` in chunks.
+
+    Each chunk holds `min(batch_size, total)` job ids (int32); the last chunk
+    is padded by repeating the last job, with `valid` (float 0/1) marking the
+    real ones, so every chunk has the same shape (as XLA requires).
+    """
+    chunk = tf.maximum(tf.minimum(batch_size, total), 1)
+    count = (total + chunk - 1) // chunk
+
+    def body(step, state):
+        jobs = step * chunk + tf.range(chunk)
+        valid = tf.cast(jobs < total, tf.float32)
+        return step + 1, update(state, tf.minimum(jobs, total - 1), valid)
+
+    _, state = tf.while_loop(
+        lambda step, _: step < count,
+        body,
+        (tf.constant(0), state),
+        parallel_iterations=1,  # One chunk in memory at a time.
+    )
+    return state

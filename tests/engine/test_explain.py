@@ -1,23 +1,18 @@
-"""Tests of `explain`: input kinds, batching, compilation, distribution, errors."""
+"""Tests of `explain`: input kinds, batching, resizing, partial_explain, errors.
+
+Compilation, distribution and the compiled-function cache: test_compiled.py.
+"""
 
 from __future__ import annotations
 
-import gc
 import inspect
-import weakref
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_interp.engine import (
-    clear_cache,
-    compiled_function,
-    explain,
-    partial_explain,
-)
-from keras_interp.engine import compiled as compiled_module
+from keras_interp.engine import explain, partial_explain
 from keras_interp.inspection.units import gather_units
 
 H, W, C, K = 6, 4, 2, 5  # Image height, width, channels; number of logits.
@@ -89,14 +84,6 @@ def units(n, width=1, seed=2):
 @pytest.fixture(scope="module")
 def linear():
     return linear_model()
-
-
-@pytest.fixture(scope="module")
-def strategy():
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
-    if len(devices) < 2:
-        pytest.skip("needs two logical CPU devices (set up in tests/conftest.py)")
-    return tf.distribute.MirroredStrategy(devices)
 
 
 # Correctness on the linear model.
@@ -182,116 +169,6 @@ def test_batch_size_does_not_change_results(batch_size):
     got = explain(input_gradient, model, x, y, batch_size=batch_size, verbose=0)
     np.testing.assert_allclose(got[0], eager[0].numpy(), atol=1e-5)
     np.testing.assert_allclose(got[1], eager[1].numpy(), atol=1e-5)
-
-
-# Eager, compiled, XLA and distributed runs agree.
-
-
-@pytest.mark.parametrize("jit_compile", [False, True])
-def test_eager_and_compiled_agree(jit_compile):
-    model = conv_model()
-    x, y = images(5), units(5, width=3)
-    eager = input_gradient(model, tf.constant(x), tf.constant(y))
-    got = explain(
-        input_gradient, model, x, y, batch_size=2, jit_compile=jit_compile, verbose=0
-    )
-    np.testing.assert_allclose(got[0], eager[0].numpy(), atol=1e-5)
-    np.testing.assert_allclose(got[1], eager[1].numpy(), atol=1e-5)
-
-
-@pytest.mark.parametrize(
-    "batch_size, jit_compile", [(4, False), (3, False), (1, False), (3, True)]
-)
-def test_mirrored_strategy_matches_one_device(strategy, batch_size, jit_compile):
-    # 5 images: batches of 4+1, 3+2 and 1 leave a final batch smaller than, or
-    # not divisible by, the two replicas.
-    model = conv_model()
-    x, y = images(5), units(5, width=2)
-    options = {"batch_size": batch_size, "verbose": 0}
-    want = explain(input_gradient, model, x, y, **options)
-    got = explain(
-        input_gradient,
-        model,
-        x,
-        y,
-        strategy=strategy,
-        jit_compile=jit_compile,
-        **options,
-    )
-    assert got[1].shape == want[1].shape == (5, H, W, 2)
-    np.testing.assert_allclose(got[0], want[0], atol=1e-5)
-    np.testing.assert_allclose(got[1], want[1], atol=1e-5)
-
-
-def test_mirrored_strategy_with_a_dataset_and_no_indices(strategy):
-    model = conv_model()
-    x = images(5)
-    want = explain(pooled_gradient, model, x, verbose=0)
-    dataset = tf.data.Dataset.from_tensor_slices(x).batch(3)
-    got = explain(pooled_gradient, model, dataset, strategy=strategy, verbose=0)
-    np.testing.assert_allclose(got[1], want[1], atol=1e-5)
-
-
-# Compilation: traces and the weak cache.
-
-
-def test_varying_batch_sizes_trace_at_most_three_times():
-    model = conv_model()
-    x, y = images(12), units(12)
-    rng = np.random.default_rng(0)
-    for _ in range(100):
-        n, batch_size = int(rng.integers(1, 13)), int(rng.integers(1, 6))
-        explain(input_gradient, model, x[:n], y[:n], batch_size=batch_size, verbose=0)
-    function = compiled_function(input_gradient, model)
-    assert function.experimental_get_tracing_count() <= 3
-
-
-def test_cache_keys_options_by_value_or_identity():
-    model = conv_model()
-    same = compiled_function(pooled_gradient, model, pool=2)
-    assert compiled_function(pooled_gradient, model, pool=2) is same
-    assert compiled_function(pooled_gradient, model, pool=3) is not same
-    assert compiled_function(pooled_gradient, model, pool=2, jit_compile=True) is not (
-        same
-    )
-    weights = np.arange(3.0)
-    by_value = compiled_function(pooled_gradient, model, extra=[weights, tf.ones(2)])
-    again = compiled_function(
-        pooled_gradient, model, extra=[weights.copy(), tf.ones(2)]
-    )
-    assert again is by_value
-    changed = compiled_function(pooled_gradient, model, extra=[weights + 1, tf.ones(2)])
-    assert changed is not by_value
-    variable = tf.Variable(1.0)
-    by_id = compiled_function(pooled_gradient, model, extra=variable)
-    assert compiled_function(pooled_gradient, model, extra=variable) is by_id
-    assert compiled_function(pooled_gradient, model, extra=tf.Variable(1.0)) is not (
-        by_id
-    )
-
-
-def test_cache_holds_no_strong_reference_and_sets_no_attribute():
-    model = conv_model()
-    model(tf.constant(images(1)))  # Let Keras set its own lazy attributes first.
-    attributes = set(vars(model))
-    explain(input_gradient, model, images(3), units(3), verbose=0)
-    explain(input_gradient, model, images(3), jit_compile=True, verbose=0)
-    assert set(vars(model)) == attributes
-    model_id, model_ref = id(model), weakref.ref(model)
-    assert model_id in compiled_module._CACHE
-    del model
-    gc.collect()
-    assert model_ref() is None
-    assert model_id not in compiled_module._CACHE
-
-
-def test_clear_cache():
-    model = conv_model()
-    first = compiled_function(input_gradient, model)
-    clear_cache(model)
-    assert compiled_function(input_gradient, model) is not first
-    clear_cache()
-    assert id(model) not in compiled_module._CACHE
 
 
 # Post-processing and resizing.
@@ -412,7 +289,7 @@ ERRORS = {
     "batch_size 0": (lambda: {"batch_size": 0}, ValueError, "positive integer.*=0"),
     "batch_size 2.0": (lambda: {"batch_size": 2.0}, TypeError, "must be an integer"),
     "verbose": (lambda: {"verbose": 3}, ValueError, "one of 'auto', 0, 1, 2"),
-    "method": (lambda: {"method": "gradcam"}, TypeError, "`method` must be callable"),
+    "method": (lambda: {"method": 42}, TypeError, "`method` must be callable"),
     "postprocessing": (lambda: {"postprocessing": 1}, TypeError, "`postprocessing`"),
     "resizing (8,)": (lambda: {"resizing": (8,)}, ValueError, r"\(height, width\)"),
     "resizing 0": (lambda: {"resizing": (8, 0)}, ValueError, "`resizing` must be"),
@@ -484,3 +361,25 @@ def test_concatenating_maps_of_different_sizes_asks_for_a_fixed_size(linear):
         explain(input_gradient, model, dataset, verbose=0)
     _, maps = explain(input_gradient, model, dataset, resizing=(3, 3), verbose=0)
     assert maps.shape == (2, 3, 3, K)
+
+
+def test_method_by_spec_and_batch_size_forwarding(linear):
+    # A registry spec names the method; explain's batch_size reaches methods
+    # that chunk their own forward passes.
+    linear, _, _ = linear
+    x = np.random.default_rng(1).random((3, H, W, C), dtype="float32")
+    seen = []
+
+    def chunked(model, inputs, indices=None, *, spatial_axis=(-3, -2), batch_size=1):
+        seen.append(batch_size)
+        return input_gradient(model, inputs, indices, spatial_axis=spatial_axis)
+
+    explain(chunked, linear, x, batch_size=2, verbose=0)
+    assert seen and set(seen) == {2}
+    by_name = explain("gradients", linear, x, verbose=0)
+    from keras_interp.methods import gradients
+
+    direct = explain(gradients, linear, x, verbose=0)
+    np.testing.assert_array_equal(by_name[1], direct[1])
+    with pytest.raises(ValueError, match="Unknown method 'gradcamm'.*Did you mean gradcam"):
+        explain("gradcamm", linear, x)

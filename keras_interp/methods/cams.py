@@ -1,0 +1,367 @@
+"""Class activation maps: CAM, Grad-CAM, Grad-CAM++ and LayerCAM.
+
+Every method here explains an intermediate layer, so it takes an *exposed*
+model whose call returns `[scores (B, K), activations (B, H', W', C)]`, as made
+by `keras_interp.inspection.expose`. The maps are combinations of the
+activation channels, `(B, H', W', L)`, unnormalised and not resized: the engine
+resizes and post-processes them. Score-CAM lives in `scorecam.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import tensorflow as tf
+
+from keras_interp._validation import received
+from keras_interp.inspection.graph import find_layer
+from keras_interp.inspection.heads import get_logits_layer
+from keras_interp.inspection.units import gather_units
+from keras_interp.methods._base import scores
+
+SPATIAL_AXIS = (-3, -2)
+
+
+def float_inputs(inputs: Any) -> tf.Tensor:
+    """`inputs` as a float32 tensor."""
+    inputs = tf.convert_to_tensor(inputs)
+    return inputs if inputs.dtype == tf.float32 else tf.cast(inputs, tf.float32)
+
+
+def exposed_outputs(model: Any, inputs: tf.Tensor, method: str) -> tuple:
+    """`(scores (B, K), activations (B, ..., C))` of one forward pass of an
+    exposed model; a clear error for any other model."""
+    full, rest = scores(model, inputs, None)
+    if len(rest) != 1:
+        raise ValueError(
+            f"`{method}` explains an intermediate layer, so `model` must be an "
+            "exposed model whose call returns [scores, activations], e.g. "
+            f"`{method}(expose(model), x)`; this model returned {1 + len(rest)} "
+            f"output(s). {received('model', getattr(model, 'name', model))}"
+        )
+    activations = rest[0]
+    if activations.shape.rank is not None and activations.shape.rank < 3:
+        raise ValueError(
+            f"`{method}` needs spatial activations (batch, ..., channels) as the "
+            "second output of `model`, e.g. the input of the global pooling "
+            f"layer; got shape {tuple(activations.shape)}. "
+            f"{received('model', getattr(model, 'name', model))}"
+        )
+    return full, activations
+
+
+def spatial_axes(spatial_axis: int | Sequence[int], rank: int | None) -> tuple:
+    """`spatial_axis` as negative axes of the activations (so the same numbers
+    index the spatial axes of a Jacobian `(B, L, ..., C)`)."""
+    axes = (spatial_axis,) if isinstance(spatial_axis, int) else spatial_axis
+    rank = 4 if rank is None else rank
+    try:
+        axes = tuple(int(a) - rank if int(a) >= 0 else int(a) for a in axes)
+    except (TypeError, ValueError):
+        axes = ()
+    if (
+        not axes
+        or len(set(axes)) != len(axes)
+        or any(a < 1 - rank or a > -2 for a in axes)
+    ):
+        raise ValueError(
+            "`spatial_axis` must name distinct axes of the activations between "
+            f"the batch and the channel axes (rank {rank}), e.g. (-3, -2). "
+            f"{received('spatial_axis', spatial_axis)}"
+        )
+    return axes
+
+
+def jacobian(tape: tf.GradientTape, selected: tf.Tensor, activations: tf.Tensor):
+    """d selected / d activations as `(B, L, ..., C)` float32.
+
+    One backward pass when `L == 1` (samples are independent in inference
+    mode, so the gradient of the sum is the per-sample gradient), else one
+    vectorised `batch_jacobian`.
+    """
+    zero = tf.UnconnectedGradients.ZERO
+    if selected.shape[-1] == 1:
+        # The gradient of a non-scalar target is that of its sum.
+        grads = tape.gradient(selected, activations, unconnected_gradients=zero)
+        grads = grads[:, None]
+    else:
+        grads = tape.batch_jacobian(selected, activations, unconnected_gradients=zero)
+    return tf.cast(grads, tf.float32)
+
+
+def _combine(activations: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+    """`maps[b, ..., l] = sum_c activations[b, ..., c] * weights[b, l, c]`."""
+    return tf.einsum("b...c,blc->b...l", activations, weights)
+
+
+def _gradients(model: Any, inputs: Any, indices: Any, spatial_axis: Any, name: str):
+    """`(selected (B, L), activations, grads (B, L, ..., C), spatial axes)`."""
+    inputs = float_inputs(inputs)
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(inputs)
+        full, raw = exposed_outputs(model, inputs, name)
+        selected = gather_units(full, indices)
+    axes = spatial_axes(spatial_axis, raw.shape.rank)
+    grads = jacobian(tape, selected, raw)
+    activations = tf.cast(raw, tf.float32)
+    return tf.cast(selected, tf.float32), activations, grads, axes
+
+
+def _classifier_kernel(
+    model: Any, logits_layer: Any, channels: Any, units: Any
+) -> tf.Tensor:
+    """The logits layer's kernel as a float32 `(C, K)` matrix."""
+    layer = logits_layer
+    if layer is None:
+        layer = getattr(model, "logits_layer", None)
+        if layer is None and not hasattr(model, "logits_layer"):
+            # A hand-built two-output model, as in keras-explainable's tests.
+            try:
+                layer = get_logits_layer(model) if hasattr(model, "layers") else None
+            except ValueError:
+                layer = None
+        if layer is None:
+            raise ValueError(
+                "`cam` weighs the activations by the kernel of the logits layer, "
+                "but the exposed model has none: its first output is not the "
+                "plain output of a Dense or 1x1 Conv layer (e.g. a reduced or "
+                "squashed `Target`). Pass the classifier with `logits_layer=`, "
+                "or use `gradcam`. "
+                f"{received('model', getattr(model, 'name', model))}"
+            )
+    elif not hasattr(layer, "kernel"):
+        layer = find_layer(getattr(model, "source_model", model), layer)
+    kernel = getattr(layer, "kernel", None)
+    if kernel is None:
+        raise ValueError(
+            "`logits_layer` must be a layer with a kernel (a Dense or 1x1 Conv "
+            f"layer). {received('logits_layer', getattr(layer, 'name', layer))}"
+        )
+    kernel = tf.cast(tf.convert_to_tensor(kernel), tf.float32)
+    shape = tuple(kernel.shape)
+    if len(shape) < 2 or any(d != 1 for d in shape[:-2]):
+        raise ValueError(
+            "`logits_layer` must be a Dense layer or a 1x1 convolution; its "
+            f"kernel has shape {shape}. "
+            f"{received('logits_layer', getattr(layer, 'name', layer))}"
+        )
+    name = getattr(layer, "name", layer)
+    if channels is not None and shape[-2] != channels:
+        raise ValueError(
+            f"The kernel of `logits_layer` takes {shape[-2]} inputs but the "
+            f"activations have {channels} channels, so they do not feed this "
+            "classifier: expose the layer whose globally pooled output enters "
+            f"it. {received('logits_layer', name)}"
+        )
+    if units is not None and shape[-1] != units:
+        raise ValueError(
+            f"The kernel of `logits_layer` has {shape[-1]} units but the "
+            f"explained scores have {units}: it is not the layer whose output "
+            f"the model explains. {received('logits_layer', name)}"
+        )
+    return tf.reshape(kernel, shape[-2:])
+
+
+def cam(
+    model: Any,
+    inputs: tf.Tensor,
+    indices: tf.Tensor | None = None,
+    *,
+    spatial_axis: int | Sequence[int] = SPATIAL_AXIS,
+    logits_layer: Any = None,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Class activation maps: the activations weighted by the classifier kernel.
+
+    `maps[b, h, w, l] = sum_c A[b, h, w, c] * W[c, indices[b, l]]`, with `W`
+    the kernel of the logits layer. No bias and no ReLU (post-processing
+    filters the maps). Exact for `GlobalAveragePooling -> Dense` heads, where
+    `logits = mean_hw(maps) + bias`. No gradient is computed.
+
+    Args:
+        model: exposed model returning `[scores, activations]` (`expose(model)`).
+        inputs: float images `(B, H, W, C_in)`.
+        indices: units to explain, int `(B, L)`. Defaults to `None` (all units).
+        spatial_axis: the spatial axes of the activations (validated only).
+        logits_layer: the classifier whose kernel weighs the channels: a layer
+            or a reference to a layer of `model.source_model` (see
+            `find_layer`). Defaults to `model.logits_layer`. A 1x1 Conv kernel
+            `(1, 1, C, K)` is squeezed to `(C, K)`.
+
+    Returns:
+        `(scores, maps)` of shapes `(B, L)` and `(B, H', W', L)`, unnormalised.
+
+    Raises:
+        ValueError: `model` is not exposed, it has no logits layer (its first
+            output is a reduced `Target`) and none is given, the kernel is not
+            Dense-like or its input size differs from the number of channels.
+
+    Example:
+        >>> model = expose(keras_interp.testing.models.gap_dense())
+        >>> scores, maps = cam(model, tf.random.normal((2, 8, 8, 3)), [[0], [2]])
+        >>> maps.shape
+        TensorShape([2, 8, 8, 1])
+
+    References:
+        Zhou, Khosla, Lapedriza, Oliva and Torralba, Learning Deep Features for
+        Discriminative Localization, CVPR 2016. arXiv:1512.04150.
+    """
+    inputs = float_inputs(inputs)
+    full, activations = exposed_outputs(model, inputs, "cam")
+    spatial_axes(spatial_axis, activations.shape.rank)
+    activations = tf.cast(activations, tf.float32)
+    kernel = _classifier_kernel(
+        model, logits_layer, activations.shape[-1], full.shape[-1]
+    )
+    selected = tf.cast(gather_units(full, indices), tf.float32)
+    if indices is None:
+        return selected, tf.einsum("b...c,ck->b...k", activations, kernel)
+    weights = tf.gather(tf.transpose(kernel), tf.cast(indices, tf.int32))
+    return selected, _combine(activations, weights)
+
+
+def gradcam(
+    model: Any,
+    inputs: tf.Tensor,
+    indices: tf.Tensor | None = None,
+    *,
+    spatial_axis: int | Sequence[int] = SPATIAL_AXIS,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Gradient-weighted class activation maps.
+
+    `w[b, l, c] = mean_hw dS[b, l] / dA[b, h, w, c]` and
+    `maps[b, h, w, l] = sum_c A[b, h, w, c] * w[b, l, c]`, no ReLU (post-
+    processing filters the maps). For a `GlobalAveragePooling -> Dense` head it
+    equals `cam / (H' * W')`.
+
+    Args:
+        model: exposed model returning `[scores, activations]` (`expose(model)`).
+        inputs: float images `(B, H, W, C_in)`.
+        indices: units to explain, int `(B, L)`. Defaults to `None` (all units).
+        spatial_axis: activation axes averaged into channel weights.
+
+    Returns:
+        `(scores, maps)` of shapes `(B, L)` and `(B, H', W', L)`, unnormalised.
+
+    Raises:
+        ValueError: `model` is not exposed, or a bad `spatial_axis`.
+
+    Example:
+        >>> model = expose(keras_interp.testing.models.gap_dense())
+        >>> scores, maps = gradcam(model, tf.random.normal((2, 8, 8, 3)))
+        >>> maps.shape
+        TensorShape([2, 8, 8, 3])
+
+    References:
+        Selvaraju, Cogswell, Das, Vedantam, Parikh and Batra, Grad-CAM: Visual
+        Explanations from Deep Networks via Gradient-based Localization, ICCV
+        2017. arXiv:1610.02391.
+    """
+    selected, activations, grads, axes = _gradients(
+        model, inputs, indices, spatial_axis, "gradcam"
+    )
+    return selected, _combine(activations, tf.reduce_mean(grads, axis=axes))
+
+
+def gradcampp(
+    model: Any,
+    inputs: tf.Tensor,
+    indices: tf.Tensor | None = None,
+    *,
+    spatial_axis: int | Sequence[int] = SPATIAL_AXIS,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Grad-CAM++: channel weights from pixel-wise weighted positive gradients.
+
+    With `g = dS / dA` and the explained score passed through an exponential,
+    `Y = exp(S)` (the paper's assumption, which makes the second and third
+    derivatives of `Y` equal `exp(S) g^2` and `exp(S) g^3`, so only first
+    derivatives are needed):
+
+        alpha = g^2 / (2 g^2 + sum_hw(A) * g^3)     (0 where the denominator is)
+        w[b, l, c] = sum_hw alpha * relu(exp(S) * g)
+        maps = sum_c A_c * w_c
+
+    as the official implementation and keras-explainable. The factor
+    `exp(S[b, l])` scales each map by a positive constant; it overflows float32
+    for scores above ~88 (explain log-probabilities or normalise the logits
+    then). No ReLU on the maps (post-processing filters them).
+
+    Args:
+        model: exposed model returning `[scores, activations]` (`expose(model)`).
+        inputs: float images `(B, H, W, C_in)`.
+        indices: units to explain, int `(B, L)`. Defaults to `None` (all units).
+        spatial_axis: activation axes summed into channel weights.
+
+    Returns:
+        `(scores, maps)` of shapes `(B, L)` and `(B, H', W', L)`, unnormalised.
+
+    Raises:
+        ValueError: `model` is not exposed, or a bad `spatial_axis`.
+
+    Example:
+        >>> model = expose(keras_interp.testing.models.gap_dense())
+        >>> scores, maps = gradcampp(model, tf.random.normal((2, 8, 8, 3)), [[1], [1]])
+        >>> maps.shape
+        TensorShape([2, 8, 8, 1])
+
+    References:
+        Chattopadhay, Sarkar, Howlader and Balasubramanian, Grad-CAM++:
+        Generalized Gradient-based Visual Explanations for Deep Convolutional
+        Networks, WACV 2018. arXiv:1710.11063. Official code:
+        github.com/adityac94/Grad_CAM_plus_plus.
+    """
+    selected, activations, grads, axes = _gradients(
+        model, inputs, indices, spatial_axis, "gradcampp"
+    )
+    exp_scores = tf.exp(selected)
+    for _ in range(grads.shape.rank - 2):
+        exp_scores = exp_scores[..., None]  # (B, L, 1, ..., 1)
+    squared = tf.square(grads)
+    cubed = squared * grads
+    total = tf.reduce_sum(activations, axis=axes, keepdims=True)[:, None]
+    alpha = tf.math.divide_no_nan(squared, 2.0 * squared + total * cubed)
+    weights = tf.reduce_sum(alpha * tf.nn.relu(exp_scores * grads), axis=axes)
+    return selected, _combine(activations, weights)
+
+
+def layercam(
+    model: Any,
+    inputs: tf.Tensor,
+    indices: tf.Tensor | None = None,
+    *,
+    spatial_axis: int | Sequence[int] = SPATIAL_AXIS,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """LayerCAM: activations weighted pixel-wise by their positive gradients.
+
+    `maps[b, h, w, l] = sum_c relu(dS[b, l] / dA[b, h, w, c]) * A[b, h, w, c]`.
+    Unlike Grad-CAM the weights are not pooled over space, so the maps stay
+    reliable on shallow layers. The paper's final ReLU is left to
+    post-processing, like the other CAMs.
+
+    Args:
+        model: exposed model returning `[scores, activations]` (`expose(model)`).
+        inputs: float images `(B, H, W, C_in)`.
+        indices: units to explain, int `(B, L)`. Defaults to `None` (all units).
+        spatial_axis: the spatial axes of the activations (validated only).
+
+    Returns:
+        `(scores, maps)` of shapes `(B, L)` and `(B, H', W', L)`, unnormalised.
+
+    Raises:
+        ValueError: `model` is not exposed, or a bad `spatial_axis`.
+
+    Example:
+        >>> model = expose(keras_interp.testing.models.gap_dense(), arguments="conv")
+        >>> scores, maps = layercam(model, tf.random.normal((2, 8, 8, 3)), [[0], [1]])
+        >>> maps.shape
+        TensorShape([2, 8, 8, 1])
+
+    References:
+        Jiang, Zhang, Hou, Cheng and Wei, LayerCAM: Exploring Hierarchical
+        Class Activation Maps for Localization, IEEE Transactions on Image
+        Processing 30, 2021. doi:10.1109/TIP.2021.3089943.
+    """
+    selected, activations, grads, _ = _gradients(
+        model, inputs, indices, spatial_axis, "layercam"
+    )
+    return selected, tf.einsum("bl...c,b...c->b...l", tf.nn.relu(grads), activations)

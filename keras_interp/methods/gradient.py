@@ -1,0 +1,466 @@
+"""Gradient attribution: saliency, input x gradient, integrated gradients, FullGrad.
+
+Every method differentiates the selected scores (the first output of the model,
+gathered by `indices` inside the tape) and returns `(logits (B, L), maps)`.
+For one unit the backward pass is `tape.gradient` of the batch sum (samples are
+independent in inference mode); for several units it is one vectorised
+`tape.jacobian` of the per-unit batch sums. Guided backpropagation and
+gradients at an intermediate layer live in `keras_interp.methods.guided`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import tensorflow as tf
+
+from keras_interp._validation import check_callable, check_positive_int, received
+from keras_interp.inspection.expose import expose, exposed_layers
+from keras_interp.inspection.graph import call_pre_activation, run_graph
+from keras_interp.inspection.heads import biases as layer_biases
+from keras_interp.inspection.heads import get_logits_layer, layers_with_biases
+from keras_interp.methods._base import forward, scores
+
+__all__ = [
+    "full_gradients",
+    "full_gradients_model",
+    "gradients",
+    "input_x_gradient",
+    "integrated_gradients",
+]
+
+SPATIAL_AXIS = (-3, -2)
+
+
+# --------------------------------------------------------------- shared helpers
+def differentiate(
+    run: Callable[[tf.Tensor], tuple[tf.Tensor, list]], inputs: tf.Tensor
+) -> tuple[tf.Tensor, list[tf.Tensor]]:
+    """`run(inputs) -> (selected (B, L), sources)` and the per-unit gradients.
+
+    Returns `(selected, grads)`, `grads[i]` of shape `(B, L, *sources[i].shape[1:])`
+    holding `d selected[b, l] / d sources[i][b]`. Sources must be computed from
+    `inputs` inside `run` (or be `inputs`).
+    """
+    # Eagerly, a loop over units beats pfor, which retraces at every call.
+    eager = tf.executing_eagerly()
+    with tf.GradientTape(persistent=eager, watch_accessed_variables=False) as tape:
+        tape.watch(inputs)
+        selected, sources = run(inputs)
+        selected = tf.cast(selected, tf.float32)
+        total = tf.reduce_sum(selected, axis=0)  # (L,): samples are independent
+    zero = tf.UnconnectedGradients.ZERO
+    if selected.shape[-1] == 1:
+        grads = tape.gradient(total, sources, unconnected_gradients=zero)
+        return selected, [g[:, None] for g in grads]
+    grads = tape.jacobian(
+        total, sources, unconnected_gradients=zero, experimental_use_pfor=not eager
+    )
+    return selected, [tf.transpose(g, [1, 0, *range(2, g.shape.rank)]) for g in grads]
+
+
+def channel_maps(values: tf.Tensor, reduce: Callable = tf.reduce_mean) -> tf.Tensor:
+    """Reduce the channels of `(B, L, *spatial, C)` into maps `(B, *spatial, L)`."""
+    maps = reduce(values, axis=-1)
+    return tf.transpose(maps, [0, *range(2, maps.shape.rank), 1])
+
+
+def check_filter(gradient_filter: Any, arg: str = "gradient_filter") -> Callable:
+    """`gradient_filter` as a callable (`None` keeps the raw gradient)."""
+    if gradient_filter is None:
+        return tf.identity
+    return check_callable(gradient_filter, arg)
+
+
+def run_overridden(model: Any, inputs: tf.Tensor, override: Callable) -> list:
+    """The outputs of a graph model, or of an exposed model, computed with
+    `override(layer, args, kwargs)` in place of every leaf layer (see
+    `inspection.graph.run_graph`); the user's model is not modified."""
+    pairs = getattr(model, "_endpoint_pairs", None)
+    if pairs is None:
+        outputs, _ = run_graph(model, inputs, override=override)
+        return outputs
+    taps: dict[int, set[str]] = {}
+    for layer, link, _ in pairs:
+        taps.setdefault(id(layer), set()).add(link)
+    pre_activation = set(getattr(model, "_pre_activation", ()))
+    _, tapped = run_graph(
+        model.source_model, inputs, taps, pre_activation, override=override
+    )
+    values = [(tapped[(id(layer), link)], target) for layer, link, target in pairs]
+    return [value if target is None else target(value) for value, target in values]
+
+
+def select(first: Any, indices: Any) -> tf.Tensor:
+    """The explained scores `(B, L)` from a model's first output `(B, K)`."""
+    return scores(lambda *_, **__: [first], None, indices)[0]
+
+
+def _images(inputs: Any) -> tf.Tensor:
+    return tf.cast(inputs, tf.float32)
+
+
+# ------------------------------------------------------------------ saliency
+def gradients(
+    model: Any,
+    inputs: tf.Tensor,
+    indices: tf.Tensor | None = None,
+    *,
+    spatial_axis: tuple[int, ...] = SPATIAL_AXIS,
+    gradient_filter: Callable | None = tf.abs,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Vanilla gradient saliency: how much each pixel moves each score.
+
+    `maps[b, h, w, l] = mean_c filter(d s_l(x_b) / d x_b[h, w, c])`.
+
+    Works with any callable model (functional, Sequential, subclassed, exposed,
+    a TF-Hub layer): only its first output, the scores `(B, K)`, is used.
+
+    Args:
+        model: a model (or callable) whose first output is the scores `(B, K)`.
+        inputs: float images `(B, H, W, C)`.
+        indices: units to explain, int `(B, L)`. Defaults to `None` (all units).
+        spatial_axis: accepted for the common contract; the maps' spatial axes
+            are those of `inputs`.
+        gradient_filter: applied elementwise before averaging the channels.
+            Defaults to `tf.abs` (Simonyan et al. take the maximum absolute
+            value over channels; keras-explainable the mean absolute value,
+            kept here). `None` keeps the signed gradient.
+
+    Returns:
+        `(logits, maps)` of shapes `(B, L)` and `(B, H, W, L)`, unnormalised.
+
+    Raises:
+        TypeError: `gradient_filter` is not callable.
+
+    Example:
+        >>> model = keras_interp.testing.models.linear()
+        >>> logits, maps = gradients(model, tf.ones((2, 6, 6, 3)), [[0], [1]])
+        >>> maps.shape
+        TensorShape([2, 6, 6, 1])
+
+    References:
+        Simonyan, Vedaldi & Zisserman, Deep Inside Convolutional Networks:
+        Visualising Image Classification Models and Saliency Maps, ICLR
+        workshop 2014. arXiv:1312.6034.
+    """
+    gradient_filter = check_filter(gradient_filter)
+    inputs = _images(inputs)
+    logits, (grads,) = differentiate(
+        lambda x: (scores(model, x, indices)[0], [x]), inputs
+    )
+    return logits, channel_maps(gradient_filter(grads))
+
+
+def input_x_gradient(
+    model: Any,
+    inputs: tf.Tensor,
+    indices: tf.Tensor | None = None,
+    *,
+    spatial_axis: tuple[int, ...] = SPATIAL_AXIS,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Input times gradient: the first-order contribution of every pixel.
+
+    `maps[b, h, w, l] = sum_c x_b[h, w, c] * d s_l(x_b) / d x_b[h, w, c]`, signed
+    (channels are summed, not made absolute, so for a linear model the map sums
+    to the score minus the bias).
+
+    Args:
+        model: a model (or callable) whose first output is the scores `(B, K)`.
+        inputs: float images `(B, H, W, C)`.
+        indices: units to explain, int `(B, L)`. Defaults to `None` (all units).
+        spatial_axis: accepted for the common contract.
+
+    Returns:
+        `(logits, maps)` of shapes `(B, L)` and `(B, H, W, L)`, unnormalised.
+
+    Example:
+        >>> model = keras_interp.testing.models.linear()
+        >>> logits, maps = input_x_gradient(model, tf.ones((1, 6, 6, 3)))
+        >>> maps.shape
+        TensorShape([1, 6, 6, 2])
+
+    References:
+        Shrikumar, Greenside, Shcherbina & Kundaje, Not Just a Black Box:
+        Learning Important Features Through Propagating Activation
+        Differences, 2016. arXiv:1605.01713.
+    """
+    inputs = _images(inputs)
+    logits, (grads,) = differentiate(
+        lambda x: (scores(model, x, indices)[0], [x]), inputs
+    )
+    return logits, channel_maps(grads * inputs[:, None], tf.reduce_sum)
+
+
+# ------------------------------------------------------- integrated gradients
+def integrated_gradients(
+    model: Any,
+    inputs: tf.Tensor,
+    indices: tf.Tensor | None = None,
+    *,
+    baseline: Any = None,
+    steps: int = 20,
+    batch_size: int | None = None,
+    spatial_axis: tuple[int, ...] = SPATIAL_AXIS,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Integrated gradients along the straight path from a baseline.
+
+    `maps[b, h, w, l] = sum_c (x - x0)[h, w, c] * (1/m) sum_k
+    d s_l(x0 + a_k (x - x0)) / dx[h, w, c]`, with the midpoint Riemann rule
+    `a_k = (k + 1/2) / m`, `k = 0..m-1` (`m = steps` gradient evaluations, none
+    at the end points; error O(1/m^2) for smooth models, exact for linear ones).
+    Completeness: the map of unit `l` sums to about `s_l(x) - s_l(x0)`.
+
+    The `B * steps` interpolated images are differentiated in passes of at most
+    `batch_size` images (all of them in one pass by default), a sample's points
+    being consecutive; one more forward pass on `inputs` gives the logits.
+
+    Args:
+        model: a model (or callable) whose first output is the scores `(B, K)`.
+        inputs: float images `(B, H, W, C)`.
+        indices: units to explain, int `(B, L)`. Defaults to `None` (all units).
+        baseline: the reference input `x0`: `None` (zeros), a number, or an
+            array broadcastable to `inputs` (e.g. `(H, W, C)` or `(B, H, W, C)`).
+        steps: number of points of the Riemann sum (positive integer).
+        batch_size: most interpolated images per forward/backward pass;
+            `None` for all `B * steps` at once.
+        spatial_axis: accepted for the common contract.
+
+    Returns:
+        `(logits, maps)` of shapes `(B, L)` (scores at `inputs`) and
+        `(B, H, W, L)`, unnormalised and signed.
+
+    Raises:
+        ValueError: `steps` or `batch_size` not positive, or a `baseline` that
+            does not broadcast to `inputs`.
+        TypeError: `steps` or `batch_size` not an integer.
+
+    Example:
+        >>> model = keras_interp.testing.models.linear()
+        >>> logits, maps = integrated_gradients(model, tf.ones((1, 6, 6, 3)),
+        ...                                     steps=8, batch_size=4)
+        >>> maps.shape
+        TensorShape([1, 6, 6, 2])
+
+    References:
+        Sundararajan, Taly & Yan, Axiomatic Attribution for Deep Networks, ICML
+        2017. arXiv:1703.01365.
+    """
+    steps = check_positive_int(steps, "steps")
+    if batch_size is not None:
+        batch_size = check_positive_int(batch_size, "batch_size")
+    inputs = _images(inputs)
+    baseline = _baseline(baseline, inputs)
+    logits = scores(model, inputs, indices)[0]
+    delta = inputs - baseline
+    total = _path_gradient_sum(
+        model, baseline, delta, indices, steps, batch_size, tf.shape(logits)[1]
+    )
+    return tf.cast(logits, tf.float32), channel_maps(
+        total / steps * delta[:, None], tf.reduce_sum
+    )
+
+
+def _baseline(baseline: Any, inputs: tf.Tensor) -> tf.Tensor:
+    if baseline is None:
+        return tf.zeros_like(inputs)
+    value = tf.cast(baseline, tf.float32)
+    try:
+        tf.broadcast_static_shape(value.shape, inputs.shape)
+    except ValueError:
+        raise ValueError(
+            "`baseline` must be a number or an array broadcastable to the inputs "
+            f"of shape {tuple(inputs.shape)}. {received('baseline', baseline)}"
+        ) from None
+    return tf.broadcast_to(value, tf.shape(inputs))
+
+
+def _path_gradient_sum(model, baseline, delta, indices, steps, batch_size, units):
+    """`sum_k grad s(x0 + a_k delta)` per sample and unit, `(B, L, H, W, C)`."""
+    batch = tf.shape(delta)[0]
+    count = batch * steps
+    size = count if batch_size is None else batch_size
+    alphas = (tf.range(steps, dtype=tf.float32) + 0.5) / steps
+    shape = tf.concat([[batch + 1, units], tf.shape(delta)[1:]], axis=0)
+
+    def chunk(i: tf.Tensor, total: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        point = i * size + tf.range(size)
+        valid = point < count
+        point = tf.minimum(point, count - 1)
+        sample = point // steps
+        alpha = tf.reshape(tf.gather(alphas, point % steps), [-1, 1, 1, 1])
+        images = tf.gather(baseline, sample) + alpha * tf.gather(delta, sample)
+        chosen = None if indices is None else tf.gather(indices, sample)
+        _, (grads,) = differentiate(
+            lambda x: (scores(model, x, chosen)[0], [x]), images
+        )
+        segment = tf.where(valid, sample, batch)  # padding goes to a spare row
+        return i + 1, total + tf.math.unsorted_segment_sum(grads, segment, batch + 1)
+
+    chunks = (count + size - 1) // size
+    _, total = tf.while_loop(
+        lambda i, _: i < chunks, chunk, (tf.constant(0), tf.zeros(shape))
+    )
+    return total[:-1]
+
+
+# ------------------------------------------------------------------- FullGrad
+def full_gradients(
+    model: Any,
+    inputs: tf.Tensor,
+    indices: tf.Tensor | None = None,
+    *,
+    spatial_axis: tuple[int, ...] = SPATIAL_AXIS,
+    psi: Callable | None = None,
+    biases: Sequence[Any] | None = None,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """FullGrad: input-gradient plus the bias-gradients of every layer.
+
+    `maps_l = r(psi(x * d s_l/dx)) + sum_j r(psi(b_j * d s_l/dz_j))`, where
+    `z_j` is the output of the j-th exposed layer before its activation, `b_j`
+    its bias (broadcast over space), `psi` is applied per channel over
+    `spatial_axis`, and `r` averages the channels and resizes (bilinear) to
+    the input size. The maps are therefore at input resolution.
+
+    Differences from keras-explainable, deliberate: one map per explained unit
+    (the reference summed all selected units into a single map); the
+    bias-gradient of a layer with a fused activation (`Conv2D(...,
+    activation="relu")`) is taken before the activation, where the bias is
+    added (the reference used the activated output); non-spatial
+    intermediates (Dense outputs) have no map and are skipped, as in the
+    authors' implementation. Channels are averaged, as in keras-explainable
+    (the authors summed them).
+
+    Args:
+        model: an exposed model returning `[scores, *intermediates]`, e.g.
+            `full_gradients_model(model)` or `expose(model, arguments=layers,
+            outputs=logits_layer)`.
+        inputs: float images `(B, H, W, C)`.
+        indices: units to explain, int `(B, L)`. Defaults to `None` (all units).
+        spatial_axis: the spatial axes of `(B, H, W, C)` tensors, for `psi`.
+        psi: `psi(t, axis)` applied to every term. Defaults to the absolute value
+            followed by min-max normalisation over `spatial_axis`.
+        biases: one bias per intermediate, broadcastable to its channels.
+            Defaults to `inspection.biases` of the exposed layers.
+
+    Returns:
+        `(logits, maps)` of shapes `(B, L)` and `(B, H, W, L)`.
+
+    Raises:
+        ValueError: `model` is not an exposed model and `biases` is not given,
+            the model has no intermediate outputs, or `biases` has another
+            length.
+        TypeError: `psi` is not callable.
+
+    Example:
+        >>> model = full_gradients_model(keras_interp.testing.models.gap_dense())
+        >>> logits, maps = full_gradients(model, tf.ones((1, 8, 8, 3)), [[0]])
+        >>> maps.shape
+        TensorShape([1, 8, 8, 1])
+
+    References:
+        Srinivas & Fleuret, Full-Gradient Representation for Neural Network
+        Visualization, NeurIPS 2019. arXiv:1905.00780.
+    """
+    psi = _absolute_normalize if psi is None else check_callable(psi, "psi")
+    layers = list(exposed_layers(model))[1:]
+    if biases is None and not layers:
+        raise ValueError(
+            "`model` must be an exposed model returning [scores, *intermediates], "
+            "e.g. full_gradients_model(model) or expose(model, arguments=layers, "
+            "outputs=logits_layer), or pass `biases`. "
+            + received("model", getattr(model, "name", model))
+        )
+    inputs = _images(inputs)
+    axes = tuple(a - 4 if a >= 0 else a for a in spatial_axis)
+
+    def run(x):
+        outputs, pre_activations = _full_gradient_outputs(model, x, layers)
+        if len(outputs) < 2:
+            raise ValueError(
+                "`model` must return [scores, *intermediates]; it returned "
+                f"{len(outputs)} output(s). "
+                + received("model", getattr(model, "name", model))
+            )
+        return select(outputs[0], indices), [x, *pre_activations]
+
+    logits, (grad_x, *grads) = differentiate(run, inputs)
+    terms = layer_biases(layers) if biases is None else list(biases)
+    if len(terms) != len(grads):
+        raise ValueError(
+            f"`biases` must hold one bias per intermediate output ({len(grads)}). "
+            f"{received('biases', terms)}"
+        )
+    maps = channel_maps(psi(inputs[:, None] * grad_x, axes))
+    size = tf.shape(inputs)[1:3]
+    for bias, grad in zip(terms, grads):
+        if grad.shape.rank != 5:
+            continue  # no spatial map (a Dense output)
+        term = channel_maps(psi(tf.cast(bias, tf.float32) * grad, axes))
+        maps += tf.image.resize(term, size, method="bilinear")
+    return logits, maps
+
+
+def _full_gradient_outputs(model, inputs, layers):
+    """The model's outputs and, per intermediate, the tensor to differentiate:
+    the pre-activation of a layer with a fused activation, else the output."""
+    links = [link for _, link in getattr(model, "endpoints", [])][1:]
+    fused = {
+        id(layer)
+        for layer, link in zip(layers, links)
+        if link == "output" and _has_activation(layer)
+    }
+    if not fused:
+        outputs = forward(model, inputs)
+        return outputs, outputs[1:]
+    captured = {}
+
+    def capture(layer, args, kwargs):
+        if id(layer) not in fused:
+            return NotImplemented
+        captured[id(layer)] = call_pre_activation(layer, *args, **kwargs)
+        return layer.activation(captured[id(layer)])
+
+    outputs = run_overridden(model, inputs, capture)
+    return outputs, [
+        captured.get(id(layer), output) for layer, output in zip(layers, outputs[1:])
+    ]
+
+
+def _has_activation(layer: Any) -> bool:
+    name = getattr(getattr(layer, "activation", None), "__name__", None)
+    return type(layer).__name__ != "Activation" and name not in (None, "linear")
+
+
+def _absolute_normalize(x: tf.Tensor, axis: tuple[int, ...]) -> tf.Tensor:
+    """`|x|` min-max normalised to [0, 1] over `axis` (keras-explainable)."""
+    x = tf.abs(x)
+    x = x - tf.reduce_min(x, axis=axis, keepdims=True)
+    return tf.math.divide_no_nan(x, tf.reduce_max(x, axis=axis, keepdims=True))
+
+
+def full_gradients_model(model: Any) -> Any:
+    """The model `full_gradients` expects: `[logits, *layers with a bias]`.
+
+    `expose(model, arguments=layers_with_biases(model, exclude=[logits]),
+    outputs=logits)`, with `logits = get_logits_layer(model)` (its output
+    taken before a softmax/sigmoid).
+
+    Args:
+        model: a functional or Sequential model (nested backbones allowed).
+
+    Returns:
+        The exposed model.
+
+    Raises:
+        ValueError: as `expose` (no logits layer, no layer graph).
+
+    Example:
+        >>> exposed = full_gradients_model(keras_interp.testing.models.gap_dense())
+        >>> [name for name, _ in exposed.endpoints]
+        ['logits', 'conv']
+    """
+    logits = get_logits_layer(model)
+    layers = layers_with_biases(model, exclude=[logits], return_biases=False)
+    return expose(model, arguments=layers, outputs=logits)
