@@ -233,6 +233,7 @@ def run_graph(
     taps: dict[int, set[str]] | None = None,
     pre_activation: set[int] | None = None,
     override: Any = None,
+    training: bool | None = None,
 ) -> tuple[list[Any], dict[tuple[int, str], Any]]:
     """Run `model` node by node on real tensors and collect tapped tensors.
 
@@ -248,6 +249,8 @@ def run_graph(
             returns the layer's result, or `NotImplemented` to call the layer
             as usual. Guided backpropagation uses it to swap ReLU gradients
             without modifying the user's model.
+        training: passed to every layer that takes `training` (and was not
+            given one by the model), e.g. False for inference.
 
     Returns:
         `(outputs, tapped)`: the model's flat outputs, and `{(id(layer), link):
@@ -259,7 +262,7 @@ def run_graph(
     taps, pre_activation = taps or {}, pre_activation or set()
     tapped: dict[tuple[int, str], Any] = {}
     context = (taps, pre_activation, tapped, override)
-    outputs = _run(model, _flatten(inputs), context)
+    outputs = _run(model, _flatten(inputs), context, training=training)
     return outputs, tapped
 
 

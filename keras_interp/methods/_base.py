@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_interp._validation import received
+from keras_interp.inspection.graph import has_graph, run_graph
 from keras_interp.inspection.units import gather_units
 
 
@@ -17,12 +18,18 @@ def forward(model: Any, inputs: tf.Tensor) -> list[tf.Tensor]:
 
     Works for Keras 3 and tf_keras models, exposed models (whose first output
     is the explained scores), and any callable (a TF-Hub layer, a concrete
-    function) that does not take `training`.
+    function) that does not take `training`. Functional and Sequential models
+    run layer by layer (`run_graph`), so their declared input shape does not
+    refuse other image sizes (rescaled copies in `tta`, say) that their layers
+    accept.
     """
-    try:
-        outputs = model(inputs, training=False)
-    except TypeError:
-        outputs = model(inputs)
+    if has_graph(model) and not hasattr(model, "_endpoint_pairs"):
+        outputs, _ = run_graph(model, inputs, training=False)
+    else:
+        try:
+            outputs = model(inputs, training=False)
+        except TypeError:
+            outputs = model(inputs)
     if isinstance(outputs, dict):
         outputs = [outputs[k] for k in sorted(outputs)]
     if not isinstance(outputs, (list, tuple)):
@@ -114,3 +121,44 @@ def chunked(
         parallel_iterations=1,  # One chunk in memory at a time.
     )
     return state
+
+
+def _mix(x: tf.Tensor) -> tf.Tensor:
+    """Wellons' lowbias32 integer hash on uint32 (wrapping arithmetic)."""
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
+    x = x * tf.constant(0x7FEB352D, tf.uint32)
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 15))
+    x = x * tf.constant(0x846CA68B, tf.uint32)
+    return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
+
+
+def hashed_normal(shape: Any, seed: Any, key: Any, stddev: float = 1.0) -> tf.Tensor:
+    """Gaussian noise that is a pure function of `(seed, key, position)`.
+
+    A counter-based generator (an integer hash of each element's index, then
+    Box-Muller), so it gives the same numbers eagerly, under `tf.function` and
+    under XLA, with seeds that are tensors. (`tf.random.stateless_normal` does
+    not: with a seed computed at run time, XLA's kernel draws other numbers
+    than TensorFlow's on CPU.)
+
+    Args:
+        shape: the output shape.
+        seed: an int (or int tensor) chosen by the user.
+        key: an int32 tensor scalar, e.g. an image fingerprint.
+        stddev: the standard deviation.
+
+    Returns:
+        float32 noise of `shape`.
+    """
+    size = tf.reduce_prod(tf.cast(shape, tf.int32))
+    index = tf.cast(tf.range(size), tf.uint32)
+    base = _mix(
+        tf.bitwise.bitwise_xor(_mix(tf.cast(seed, tf.uint32)), tf.cast(key, tf.uint32))
+    )
+    first = _mix(index * 2 + base)
+    second = _mix(index * 2 + 1 + base)
+    scale = 2.0**-24
+    u1 = (tf.cast(tf.bitwise.right_shift(first, 8), tf.float32) + 0.5) * scale
+    u2 = (tf.cast(tf.bitwise.right_shift(second, 8), tf.float32) + 0.5) * scale
+    normal = tf.sqrt(-2.0 * tf.math.log(u1)) * tf.cos(2.0 * np.pi * u2)
+    return tf.reshape(normal * stddev, shape)

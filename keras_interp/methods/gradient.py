@@ -20,7 +20,7 @@ from keras_interp.inspection.expose import expose, exposed_layers
 from keras_interp.inspection.graph import call_pre_activation, run_graph
 from keras_interp.inspection.heads import biases as layer_biases
 from keras_interp.inspection.heads import get_logits_layer, layers_with_biases
-from keras_interp.methods._base import forward, scores
+from keras_interp.methods._base import channels_last, chunked, forward, scores
 
 __all__ = [
     "full_gradients",
@@ -61,9 +61,17 @@ def differentiate(
 
 
 def channel_maps(values: tf.Tensor, reduce: Callable = tf.reduce_mean) -> tf.Tensor:
-    """Reduce the channels of `(B, L, *spatial, C)` into maps `(B, *spatial, L)`."""
-    maps = reduce(values, axis=-1)
-    return tf.transpose(maps, [0, *range(2, maps.shape.rank), 1])
+    """Reduce the channels of `(B, L, H, W, C)` into maps `(B, H, W, L)`."""
+    return tf.transpose(reduce(values, axis=-1), [0, 2, 3, 1])
+
+
+def channels_last_grads(values: tf.Tensor, spatial_axis: Sequence[int]) -> tf.Tensor:
+    """`(B, L, *axes of a rank-4 tensor)` to `(B, L, H, W, C)`, the rank-4
+    tensor having its height and width at `spatial_axis` (checked before with
+    `channels_last`)."""
+    axes = [int(a) % 4 for a in spatial_axis]
+    perm = [0, 1, axes[0] + 1, axes[1] + 1, ({1, 2, 3} - set(axes)).pop() + 1]
+    return values if perm == [0, 1, 2, 3, 4] else tf.transpose(values, perm)
 
 
 def check_filter(gradient_filter: Any, arg: str = "gradient_filter") -> Callable:
@@ -97,8 +105,11 @@ def select(first: Any, indices: Any) -> tf.Tensor:
     return scores(lambda *_, **__: [first], None, indices)[0]
 
 
-def _images(inputs: Any) -> tf.Tensor:
-    return tf.cast(inputs, tf.float32)
+def images(inputs: Any, spatial_axis: Sequence[int]) -> tf.Tensor:
+    """`inputs` as float32, once they and `spatial_axis` are checked."""
+    inputs = tf.cast(tf.convert_to_tensor(inputs), tf.float32)
+    channels_last(inputs, spatial_axis)  # raises for a bad rank or spatial_axis
+    return inputs
 
 
 # ------------------------------------------------------------------ saliency
@@ -121,8 +132,9 @@ def gradients(
         model: a model (or callable) whose first output is the scores `(B, K)`.
         inputs: float images `(B, H, W, C)`.
         indices: units to explain, int `(B, L)`. Defaults to `None` (all units).
-        spatial_axis: accepted for the common contract; the maps' spatial axes
-            are those of `inputs`.
+        spatial_axis: the height and width axes of `inputs`: `(-3, -2)` for
+            `(B, H, W, C)`, `(-2, -1)` for channels-first `(B, C, H, W)`; the
+            maps are channels-last `(B, H, W, L)` either way.
         gradient_filter: applied elementwise before averaging the channels.
             Defaults to `tf.abs` (Simonyan et al. take the maximum absolute
             value over channels; keras-explainable the mean absolute value,
@@ -146,11 +158,13 @@ def gradients(
         workshop 2014. arXiv:1312.6034.
     """
     gradient_filter = check_filter(gradient_filter)
-    inputs = _images(inputs)
+    inputs = images(inputs, spatial_axis)
     logits, (grads,) = differentiate(
         lambda x: (scores(model, x, indices)[0], [x]), inputs
     )
-    return logits, channel_maps(gradient_filter(grads))
+    return logits, channel_maps(
+        gradient_filter(channels_last_grads(grads, spatial_axis))
+    )
 
 
 def input_x_gradient(
@@ -170,7 +184,9 @@ def input_x_gradient(
         model: a model (or callable) whose first output is the scores `(B, K)`.
         inputs: float images `(B, H, W, C)`.
         indices: units to explain, int `(B, L)`. Defaults to `None` (all units).
-        spatial_axis: accepted for the common contract.
+        spatial_axis: the height and width axes of `inputs`: `(-3, -2)` for
+            `(B, H, W, C)`, `(-2, -1)` for channels-first `(B, C, H, W)`; the
+            maps are channels-last `(B, H, W, L)` either way.
 
     Returns:
         `(logits, maps)` of shapes `(B, L)` and `(B, H, W, L)`, unnormalised.
@@ -186,11 +202,12 @@ def input_x_gradient(
         Learning Important Features Through Propagating Activation
         Differences, 2016. arXiv:1605.01713.
     """
-    inputs = _images(inputs)
+    inputs = images(inputs, spatial_axis)
     logits, (grads,) = differentiate(
         lambda x: (scores(model, x, indices)[0], [x]), inputs
     )
-    return logits, channel_maps(grads * inputs[:, None], tf.reduce_sum)
+    products = channels_last_grads(grads * inputs[:, None], spatial_axis)
+    return logits, channel_maps(products, tf.reduce_sum)
 
 
 # ------------------------------------------------------- integrated gradients
@@ -225,7 +242,9 @@ def integrated_gradients(
         steps: number of points of the Riemann sum (positive integer).
         batch_size: most interpolated images per forward/backward pass;
             `None` for all `B * steps` at once.
-        spatial_axis: accepted for the common contract.
+        spatial_axis: the height and width axes of `inputs`: `(-3, -2)` for
+            `(B, H, W, C)`, `(-2, -1)` for channels-first `(B, C, H, W)`; the
+            maps are channels-last `(B, H, W, L)` either way.
 
     Returns:
         `(logits, maps)` of shapes `(B, L)` (scores at `inputs`) and
@@ -250,16 +269,15 @@ def integrated_gradients(
     steps = check_positive_int(steps, "steps")
     if batch_size is not None:
         batch_size = check_positive_int(batch_size, "batch_size")
-    inputs = _images(inputs)
+    inputs = images(inputs, spatial_axis)
     baseline = _baseline(baseline, inputs)
-    logits = scores(model, inputs, indices)[0]
+    logits = tf.cast(scores(model, inputs, indices)[0], tf.float32)
     delta = inputs - baseline
     total = _path_gradient_sum(
         model, baseline, delta, indices, steps, batch_size, tf.shape(logits)[1]
     )
-    return tf.cast(logits, tf.float32), channel_maps(
-        total / steps * delta[:, None], tf.reduce_sum
-    )
+    products = channels_last_grads(total / steps * delta[:, None], spatial_axis)
+    return logits, channel_maps(products, tf.reduce_sum)
 
 
 def _baseline(baseline: Any, inputs: tf.Tensor) -> tf.Tensor:
@@ -277,32 +295,25 @@ def _baseline(baseline: Any, inputs: tf.Tensor) -> tf.Tensor:
 
 
 def _path_gradient_sum(model, baseline, delta, indices, steps, batch_size, units):
-    """`sum_k grad s(x0 + a_k delta)` per sample and unit, `(B, L, H, W, C)`."""
+    """`sum_k grad s(x0 + a_k delta)` per sample and unit, `(B, L, *input)`."""
     batch = tf.shape(delta)[0]
-    count = batch * steps
-    size = count if batch_size is None else batch_size
     alphas = (tf.range(steps, dtype=tf.float32) + 0.5) / steps
     shape = tf.concat([[batch + 1, units], tf.shape(delta)[1:]], axis=0)
 
-    def chunk(i: tf.Tensor, total: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        point = i * size + tf.range(size)
-        valid = point < count
-        point = tf.minimum(point, count - 1)
-        sample = point // steps
-        alpha = tf.reshape(tf.gather(alphas, point % steps), [-1, 1, 1, 1])
+    def update(total, points, valid):  # point p: sample p // steps, step p % steps
+        sample = points // steps
+        alpha = tf.reshape(tf.gather(alphas, points % steps), [-1, 1, 1, 1])
         images = tf.gather(baseline, sample) + alpha * tf.gather(delta, sample)
         chosen = None if indices is None else tf.gather(indices, sample)
         _, (grads,) = differentiate(
             lambda x: (scores(model, x, chosen)[0], [x]), images
         )
-        segment = tf.where(valid, sample, batch)  # padding goes to a spare row
-        return i + 1, total + tf.math.unsorted_segment_sum(grads, segment, batch + 1)
+        segment = tf.where(valid > 0, sample, batch)  # padding: a spare row
+        return total + tf.math.unsorted_segment_sum(grads, segment, batch + 1)
 
-    chunks = (count + size - 1) // size
-    _, total = tf.while_loop(
-        lambda i, _: i < chunks, chunk, (tf.constant(0), tf.zeros(shape))
-    )
-    return total[:-1]
+    count = batch * steps
+    size = count if batch_size is None else batch_size
+    return chunked(count, size, update, tf.zeros(shape))[:-1]
 
 
 # ------------------------------------------------------------------- FullGrad
@@ -319,9 +330,9 @@ def full_gradients(
 
     `maps_l = r(psi(x * d s_l/dx)) + sum_j r(psi(b_j * d s_l/dz_j))`, where
     `z_j` is the output of the j-th exposed layer before its activation, `b_j`
-    its bias (broadcast over space), `psi` is applied per channel over
-    `spatial_axis`, and `r` averages the channels and resizes (bilinear) to
-    the input size. The maps are therefore at input resolution.
+    its bias (broadcast over space), `psi` is applied per channel and unit,
+    and `r` averages the channels and resizes (bilinear) to the input size.
+    The maps are therefore at input resolution.
 
     Differences from keras-explainable, deliberate: one map per explained unit
     (the reference summed all selected units into a single map); the
@@ -338,9 +349,11 @@ def full_gradients(
             outputs=logits_layer)`.
         inputs: float images `(B, H, W, C)`.
         indices: units to explain, int `(B, L)`. Defaults to `None` (all units).
-        spatial_axis: the spatial axes of `(B, H, W, C)` tensors, for `psi`.
-        psi: `psi(t, axis)` applied to every term. Defaults to the absolute value
-            followed by min-max normalisation over `spatial_axis`.
+        spatial_axis: the height and width axes of the inputs and of the
+            intermediates (same layout; `(-2, -1)` for channels-first).
+        psi: `psi(t, axis)` applied to every term `(B, L, H, W, C)`, `axis`
+            being its spatial axes `(-3, -2)`. Defaults to the absolute value
+            followed by min-max normalisation over space.
         biases: one bias per intermediate, broadcastable to its channels.
             Defaults to `inspection.biases` of the exposed layers.
 
@@ -372,8 +385,7 @@ def full_gradients(
             "outputs=logits_layer), or pass `biases`. "
             + received("model", getattr(model, "name", model))
         )
-    inputs = _images(inputs)
-    axes = tuple(a - 4 if a >= 0 else a for a in spatial_axis)
+    inputs = images(inputs, spatial_axis)
 
     def run(x):
         outputs, pre_activations = _full_gradient_outputs(model, x, layers)
@@ -392,13 +404,14 @@ def full_gradients(
             f"`biases` must hold one bias per intermediate output ({len(grads)}). "
             f"{received('biases', terms)}"
         )
-    maps = channel_maps(psi(inputs[:, None] * grad_x, axes))
-    size = tf.shape(inputs)[1:3]
+    product = channels_last_grads(inputs[:, None] * grad_x, spatial_axis)
+    maps = channel_maps(psi(product, SPATIAL_AXIS))
     for bias, grad in zip(terms, grads):
         if grad.shape.rank != 5:
             continue  # no spatial map (a Dense output)
-        term = channel_maps(psi(tf.cast(bias, tf.float32) * grad, axes))
-        maps += tf.image.resize(term, size, method="bilinear")
+        grad = channels_last_grads(grad, spatial_axis)
+        term = channel_maps(psi(tf.cast(bias, tf.float32) * grad, SPATIAL_AXIS))
+        maps += tf.image.resize(term, tf.shape(maps)[1:3], method="bilinear")
     return logits, maps
 
 

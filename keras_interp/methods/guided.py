@@ -15,12 +15,14 @@ import tensorflow as tf
 
 from keras_interp._validation import received
 from keras_interp.inspection.graph import call_pre_activation, has_graph, iter_layers
-from keras_interp.methods._base import forward
+from keras_interp.methods._base import channels_last, forward
 from keras_interp.methods.gradient import (
     SPATIAL_AXIS,
     channel_maps,
+    channels_last_grads,
     check_filter,
     differentiate,
+    images,
     run_overridden,
     select,
 )
@@ -58,7 +60,9 @@ def guided_gradients(
             exposed model (its first output is explained).
         inputs: float images `(B, H, W, C)`.
         indices: units to explain, int `(B, L)`. Defaults to `None` (all units).
-        spatial_axis: accepted for the common contract.
+        spatial_axis: the height and width axes of `inputs`: `(-3, -2)` for
+            `(B, H, W, C)`, `(-2, -1)` for channels-first `(B, C, H, W)`; the
+            maps are channels-last `(B, H, W, L)` either way.
         gradient_filter: applied before averaging the channels. Defaults to
             `tf.abs`, as `gradients` (so both agree on a model without ReLUs);
             `None` keeps the signed guided gradient (dnnbrain).
@@ -83,12 +87,14 @@ def guided_gradients(
     """
     gradient_filter = check_filter(gradient_filter)
     _check_guidable(model, "guided_gradients")
-    inputs = tf.cast(inputs, tf.float32)
+    inputs = images(inputs, spatial_axis)
     logits, (grads,) = differentiate(
         lambda x: (select(run_overridden(model, x, guided_override)[0], indices), [x]),
         inputs,
     )
-    return logits, channel_maps(gradient_filter(grads))
+    return logits, channel_maps(
+        gradient_filter(channels_last_grads(grads, spatial_axis))
+    )
 
 
 def layer_gradients(
@@ -127,7 +133,8 @@ def layer_gradients(
             through the ReLUs between `a` and the scores.
         gradient_filter: applied before averaging the channels. Defaults to
             `None` (the signed gradient, as dnnbrain, which applies no abs).
-        spatial_axis: accepted for the common contract.
+        spatial_axis: the height and width axes of `a` (rank 4), `(-3, -2)`
+            for channels-last activations.
 
     Returns:
         `(logits, maps)` of shapes `(B, L)` and `(B, H', W', L)`.
@@ -146,36 +153,38 @@ def layer_gradients(
 
     References:
         Chen et al., DNNBrain: A Unifying Toolbox for Mapping Deep Neural
-        Networks and Brains, Frontiers in Computational Neuroscience 2020.
-        arXiv:2008.08208. Simonyan et al. 2014, arXiv:1312.6034; Springenberg
-        et al. 2015, arXiv:1412.6806.
+        Networks and Brains, Frontiers in Computational Neuroscience 14, 2020.
+        doi:10.3389/fncom.2020.580632. Simonyan et al. 2014, arXiv:1312.6034;
+        Springenberg et al. 2015, arXiv:1412.6806.
     """
     gradient_filter = check_filter(gradient_filter)
     if guided:
         _check_guidable(model, "layer_gradients(guided=True)")
-    inputs = tf.cast(inputs, tf.float32)
+    inputs = tf.cast(tf.convert_to_tensor(inputs), tf.float32)
+    name = received("model", getattr(model, "name", model))
 
     def run(x):
         if guided:
             outputs = run_overridden(model, x, guided_override)
         else:
             outputs = forward(model, x)
-        if len(outputs) != 2 or getattr(outputs[1], "shape", None) is None:
+        if len(outputs) != 2:
             raise ValueError(
                 "`model` must return [scores, activations], e.g. expose(model, "
                 "arguments={'name': layer, 'link': 'input'}); it returned "
-                f"{len(outputs)} output(s). "
-                + received("model", getattr(model, "name", model))
+                f"{len(outputs)} output(s). {name}"
             )
-        if outputs[1].shape.rank < 3:
+        activations = tf.convert_to_tensor(outputs[1])
+        if activations.shape.rank != 4:
             raise ValueError(
-                "The exposed layer tensor must have spatial axes (B, H', W', C); "
-                f"it has shape {tuple(outputs[1].shape)}. "
-                + received("model", getattr(model, "name", model))
+                "The exposed layer tensor must be a spatial map (B, H', W', C); "
+                f"it has shape {tuple(activations.shape)}. {name}"
             )
-        return select(outputs[0], indices), [outputs[1]]
+        channels_last(activations, spatial_axis, "activations")
+        return select(outputs[0], indices), [activations]
 
     logits, (grads,) = differentiate(run, inputs)
+    grads = channels_last_grads(grads, spatial_axis)
     return logits, channel_maps(gradient_filter(grads))
 
 

@@ -21,6 +21,7 @@ from keras_interp._validation import (
     check_positive_int,
     received,
 )
+from keras_interp.methods._base import hashed_normal
 
 RESIZE_METHODS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "gaussian")
 
@@ -47,6 +48,35 @@ def _copies_per_call(batch: int | None, repetitions: int, batch_size: int) -> in
     )
 
 
+def fingerprint(images: tf.Tensor) -> tf.Tensor:
+    """An int32 per image from a few fixed pixels, quantised to 1/1024 so that
+    the last-bit differences between eager and XLA arithmetic (e.g. in a
+    resize upstream) do not change it."""
+    flat = tf.reshape(images, [tf.shape(images)[0], -1])
+    count = tf.shape(flat)[1]
+    picks = tf.stack([0, count // 7, count // 3, count // 2, 2 * count // 3, count - 1])
+    values = tf.clip_by_value(tf.gather(flat, picks, axis=1), -1e6, 1e6)
+    bits = tf.cast(tf.round(values * 1024.0), tf.int32)  # (B, 6)
+    mixed = bits[:, 0]
+    for j in range(1, 6):
+        mixed = tf.bitwise.bitwise_xor(mixed * 1000003, bits[:, j])
+    return mixed
+
+
+def sample_noise(x: tf.Tensor, copies: int, stddev: float, seed: int) -> tf.Tensor:
+    """Gaussian noise `(copies, B, H, W, C)` drawn per image from `(seed, image
+    content)`: an image gets the same noise whatever batch it comes in, so
+    results do not depend on `batch_size` or on the order of the data."""
+
+    def one(args: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
+        image, key = args
+        shape = tf.concat([[copies], tf.shape(image)], axis=0)
+        return hashed_normal(shape, seed, key, stddev)
+
+    noise = tf.map_fn(one, (x, fingerprint(x)), fn_output_signature=tf.float32)
+    return tf.transpose(noise, [1, 0, *range(2, x.shape.rank + 1)])
+
+
 def _noisy_passes(method, model, inputs, indices, options, settings):
     """Run `method` on `repetitions` copies of `inputs` (the first one clean,
     the others with Gaussian noise) and return the stacked outputs
@@ -54,13 +84,11 @@ def _noisy_passes(method, model, inputs, indices, options, settings):
     repetitions, noise, seed, batch_size = settings
     x = tf.convert_to_tensor(inputs, tf.float32)
     shape = tf.shape(x)
-    noise_shape = tf.concat([[repetitions - 1], shape], axis=0)
     if seed is None:
+        noise_shape = tf.concat([[repetitions - 1], shape], axis=0)
         eps = tf.random.normal(noise_shape, stddev=noise)
     else:
-        eps = tf.random.stateless_normal(
-            noise_shape, seed=[seed, 0], stddev=noise, alg="philox"
-        )
+        eps = sample_noise(x, repetitions - 1, noise, seed)
     noisy = tf.concat([x[None], x[None] + eps], axis=0)  # (R, B, H, W, C)
     per_call = _copies_per_call(x.shape[0], repetitions, batch_size)
     chunks = repetitions // per_call
@@ -129,8 +157,10 @@ _NOISE_ARGS = """
         repetitions: passes in all: one on the clean inputs and
             `repetitions - 1` on noisy copies (keras-explainable's convention).
         noise: the standard deviation of the Gaussian noise, in input units.
-        seed: an int for reproducible noise (stateless random ops: eager,
-            `tf.function` and XLA agree); `None` draws fresh noise each call.
+        seed: an int for reproducible noise: stateless random ops seeded by
+            `seed` and each image's content, so eager, `tf.function` and XLA
+            agree and an image gets the same noise in any batch; `None` draws
+            fresh noise each call.
         batch_size: at most this many images per call of `method`: the noisy
             copies are evaluated several batches at a time.
 

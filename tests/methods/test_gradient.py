@@ -238,6 +238,21 @@ def test_full_gradients_options_and_non_spatial_layers():
     np.testing.assert_allclose(a, b, atol=1e-6)
 
 
+def channels_first(model):
+    """`model` taking channels-first images `(B, C, H, W)`."""
+    inputs = keras.Input((3, 6, 6))
+    return keras.Model(inputs, model(keras.layers.Permute((2, 3, 1))(inputs)))
+
+
+@pytest.mark.parametrize("method", [gradients, input_x_gradient, integrated_gradients])
+def test_channels_first_inputs(linear, method):
+    x = _x(2)
+    _, expected = method(linear, x, [[0], [1]])
+    first = tf.transpose(x, [0, 3, 1, 2])
+    _, maps = method(channels_first(linear), first, [[0], [1]], spatial_axis=(-2, -1))
+    np.testing.assert_allclose(maps, expected, rtol=1e-5, atol=1e-6)
+
+
 # ------------------------------------------------ compiled == eager, dynamic
 def _cases():
     conv = conv_bn_dense()
@@ -293,6 +308,10 @@ def test_errors(linear):
         integrated_gradients(linear, x, baseline=np.zeros((5, 5, 3)))
     with pytest.raises(TypeError, match="`gradient_filter` must be callable"):
         gradients(linear, x, gradient_filter="abs")
+    with pytest.raises(ValueError, match="`inputs` must have rank 4"):
+        gradients(linear, x[0])
+    with pytest.raises(ValueError, match="`spatial_axis` must be two distinct"):
+        integrated_gradients(linear, x, spatial_axis=(0, 1))
     with pytest.raises(
         ValueError, match=r"must be an exposed model .* Received: model="
     ):
@@ -304,3 +323,11 @@ def test_errors(linear):
         full_gradients(exposed, x, biases=[tf.zeros(4)])
     with pytest.raises(TypeError, match="`psi` must be callable"):
         full_gradients(exposed, x, psi=3)
+
+
+def test_full_gradients_of_a_tf_keras_model():
+    tf_keras = pytest.importorskip("tf_keras")
+    x = _x(2, size=8)
+    ours = full_gradients(full_gradients_model(models.gap_dense(keras)), x)[1]
+    theirs = full_gradients(full_gradients_model(models.gap_dense(tf_keras)), x)[1]
+    np.testing.assert_allclose(theirs, ours, rtol=1e-5, atol=1e-5)

@@ -11,6 +11,7 @@ import tensorflow as tf
 from keras_interp.inspection import expose, find_layer, iter_layers
 from keras_interp.methods.gradient import gradients
 from keras_interp.methods.guided import guided_gradients, layer_gradients
+from keras_interp.testing import models
 
 
 def _x(batch=2, size=5, channels=2, seed=0):
@@ -221,6 +222,17 @@ def test_eager_equals_tf_function_and_xla(case):
     np.testing.assert_allclose(dynamic[1], eager[1], rtol=1e-5, atol=1e-5)
 
 
+def test_channels_first_inputs():
+    model, x = flat(), _x()
+    inputs = keras.Input((2, 5, 5))
+    first = keras.Model(inputs, model(keras.layers.Permute((2, 3, 1))(inputs)))
+    _, expected = guided_gradients(model, x)
+    _, maps = guided_gradients(
+        first, tf.transpose(x, [0, 3, 1, 2]), spatial_axis=(-2, -1)
+    )
+    np.testing.assert_allclose(maps, expected, rtol=1e-5, atol=1e-6)
+
+
 def test_names():
     assert guided_gradients.__name__ == "guided_gradients"
     assert layer_gradients.__name__ == "layer_gradients"
@@ -254,9 +266,23 @@ def test_errors():
     assert maps.shape == (2, 3, 3, 2)
     with pytest.raises(ValueError, match=r"must return \[scores, activations\]"):
         layer_gradients(flat(), x)
-    with pytest.raises(ValueError, match="must have spatial axes"):
+    with pytest.raises(ValueError, match="must be a spatial map"):
         layer_gradients(
             expose(flat(), arguments={"name": "logits", "link": "input"}), x
         )
     with pytest.raises(TypeError, match="`gradient_filter` must be callable"):
         guided_gradients(flat(), x, gradient_filter=1)
+
+
+def test_tf_keras_models_give_the_same_maps():
+    tf_keras = pytest.importorskip("tf_keras")
+    x = _x(2, size=8, channels=3)
+    mine, theirs = models.gap_dense(keras), models.gap_dense(tf_keras)
+    for method in (guided_gradients, gradients):
+        np.testing.assert_allclose(
+            method(theirs, x)[1], method(mine, x)[1], rtol=1e-5, atol=1e-6
+        )
+    link = {"name": "conv", "link": "input"}
+    ours = layer_gradients(expose(mine, arguments=link), x, guided=True)[1]
+    other = layer_gradients(expose(theirs, arguments=link), x, guided=True)[1]
+    np.testing.assert_allclose(other, ours, rtol=1e-5, atol=1e-6)

@@ -9,7 +9,14 @@ import tensorflow as tf
 
 from keras_interp.inspection import expose
 from keras_interp.methods._base import scores
-from keras_interp.methods.meta import smooth, squaregrad, tta, vargrad
+from keras_interp.methods.meta import (
+    fingerprint,
+    sample_noise,
+    smooth,
+    squaregrad,
+    tta,
+    vargrad,
+)
 from keras_interp.testing import models
 
 
@@ -35,13 +42,17 @@ def linear():
 
 
 def _x(batch=3, size=6, seed=0):
-    return tf.constant(np.random.default_rng(seed).normal(size=(batch, size, size, 3)), tf.float32)
+    return tf.constant(
+        np.random.default_rng(seed).normal(size=(batch, size, size, 3)), tf.float32
+    )
 
 
 def test_smooth_of_a_linear_model_is_exact(linear):
     x = _x()
     logits, maps = input_gradient(linear, x, [[0], [1], [0]])
-    s_logits, s_maps = smooth(input_gradient, 6, 0.3, seed=1)(linear, x, [[0], [1], [0]])
+    s_logits, s_maps = smooth(input_gradient, 6, 0.3, seed=1)(
+        linear, x, [[0], [1], [0]]
+    )
     np.testing.assert_allclose(s_maps, maps, atol=1e-5)  # the gradient is constant
     assert not np.allclose(s_logits, logits)  # the logits move with the noise
 
@@ -50,8 +61,12 @@ def test_smooth_mean_and_clean_first_pass():
     x = _x(2, 4)
     repetitions, noise, seed = 5, 0.5, 3
     _, maps = smooth(pixels, repetitions, noise, seed=seed, batch_size=2)(None, x)
-    eps = tf.random.stateless_normal((repetitions - 1, 2, 4, 4, 3), [seed, 0], stddev=noise, alg="philox")
-    expected = (x[..., :1] + tf.reduce_sum(x[None, ..., :1] + eps[..., :1], 0)) / repetitions
+    eps = sample_noise(x, repetitions - 1, noise, seed)
+    assert eps.shape == (repetitions - 1, 2, 4, 4, 3)
+    np.testing.assert_allclose(np.std(eps), noise, rtol=0.1)
+    expected = (
+        x[..., :1] + tf.reduce_sum(x[None, ..., :1] + eps[..., :1], 0)
+    ) / repetitions
     np.testing.assert_allclose(maps, expected, atol=1e-5)
 
 
@@ -63,10 +78,29 @@ def test_smooth_chunking_is_invisible(batch_size):
     np.testing.assert_allclose(maps, reference, atol=1e-6)
 
 
+def test_noise_follows_the_image_not_the_batch():
+    x = _x(3, 4)
+    wrapped = smooth(pixels, 4, 0.3, seed=7)
+    _, together = wrapped(None, x)
+    _, alone = wrapped(None, x[1:2])
+    _, reversed_ = wrapped(None, x[::-1])
+    np.testing.assert_allclose(alone[0], together[1], atol=1e-6)
+    np.testing.assert_allclose(reversed_[::-1], together, atol=1e-6)
+    _, other_seed = smooth(pixels, 4, 0.3, seed=8)(None, x)
+    assert not np.allclose(other_seed, together)
+    compiled = tf.function(lambda x: fingerprint(x), jit_compile=True)(x)
+    np.testing.assert_array_equal(compiled, fingerprint(x))
+    assert len(set(fingerprint(x).numpy().tolist())) == 3
+
+
 def test_vargrad_and_squaregrad():
     x = _x(2, 4)
     passes = tf.concat(
-        [x[None], x[None] + tf.random.stateless_normal((3, 2, 4, 4, 3), [0, 0], stddev=0.2, alg="philox")], 0
+        [
+            x[None],
+            x[None] + sample_noise(x, 3, 0.2, 0),
+        ],
+        0,
     )[..., :1]
     _, var = vargrad(pixels, 4, 0.2, seed=0)(None, x)
     _, sq = squaregrad(pixels, 4, 0.2, seed=0)(None, x)
@@ -77,7 +111,10 @@ def test_vargrad_and_squaregrad():
 def test_identity_laws(linear):
     x = _x()
     reference = input_gradient(linear, x, [[1], [0], [1]])
-    for wrapped in (smooth(input_gradient, noise=0.0), tta(input_gradient, scales=(), hflip=False)):
+    for wrapped in (
+        smooth(input_gradient, noise=0.0),
+        tta(input_gradient, scales=(), hflip=False),
+    ):
         for a, b in zip(wrapped(linear, x, [[1], [0], [1]]), reference):
             np.testing.assert_array_equal(a, b)
 
@@ -131,13 +168,20 @@ def test_compiled_equals_eager(convolutional):
 
 
 def test_errors():
-    with pytest.raises(ValueError, match="`repetitions` must be a positive integer. Received: repetitions=0"):
+    with pytest.raises(
+        ValueError,
+        match="`repetitions` must be a positive integer. Received: repetitions=0",
+    ):
         smooth(pixels, 0)
-    with pytest.raises(ValueError, match="`noise` must be a finite non-negative number"):
+    with pytest.raises(
+        ValueError, match="`noise` must be a finite non-negative number"
+    ):
         smooth(pixels, noise=-1.0)
     with pytest.raises(TypeError, match="`method` must be callable"):
         smooth("gradcam")
-    with pytest.raises(ValueError, match="`scales` must be a sequence of positive numbers"):
+    with pytest.raises(
+        ValueError, match="`scales` must be a sequence of positive numbers"
+    ):
         tta(pixels, scales=(0.5, 0))
     with pytest.raises(ValueError, match="`resize_method` must be one of"):
         tta(pixels, resize_method="cubic")
