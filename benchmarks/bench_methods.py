@@ -38,10 +38,11 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
+from peers import peers as find_peers  # noqa: E402
+
 import keras_interp as ki  # noqa: E402
 from keras_interp.methods import get  # noqa: E402
 from keras_interp.shortcuts import prepare  # noqa: E402
-from peers import peers as find_peers  # noqa: E402
 
 SETTINGS = {"samples": 20, "window": 56, "stride": 28, "masks": 200, "channels": 64}
 
@@ -147,7 +148,8 @@ def run_model(model_name: str, methods: list[str], repeats: int, use_peers: bool
     exposed = ki.expose(model, arguments=layer)
     floor = floors(model, exposed, x, y, repeats)
     print(
-        f"\n## {model_name} (batch 8, 224x224): floors forward {floor['forward']:.3f} s, "
+        f"\n## {model_name} (batch 8, 224x224): "
+        f"floors forward {floor['forward']:.3f} s, "
         f"backward to input {floor['grad']:.3f} s, to {layer} {floor['cam']:.3f} s"
     )
     peer_makers = find_peers(SETTINGS) if use_peers else {}
@@ -163,13 +165,14 @@ def run_model(model_name: str, methods: list[str], repeats: int, use_peers: bool
             subject = prepare(model, spec)
         method = get(spec)
 
-        def ours():
+        def ours(method=method, subject=subject, options=options):
             return ki.explain(method, subject, x, y, batch_size=8, verbose=0, **options)
 
         first, median = timed(ours, repeats)
         ratio = median / (passes * floor[floor_kind])
-        row = f"| {name} | {first:.2f} | {median:.3f} | {ratio:.2f} x {passes}x{floor_kind} |"
-        for library, adapters in peer_makers.items():
+        row = f"| {name} | {first:.2f} | {median:.3f} | "
+        row += f"{ratio:.2f} x {passes}x{floor_kind} |"
+        for adapters in peer_makers.values():
             if name not in adapters:
                 row += " - | - |"
                 continue
@@ -212,8 +215,10 @@ def main() -> None:
         else:  # a fresh process, so its peak memory is Score-CAM's alone
             subprocess.run([sys.executable, __file__, "--scorecam-full", "--child"])
         return
-    print(f"# keras_interp {ki.__version__}, TensorFlow {tf.__version__}, "
-          f"Keras {keras.__version__}, {os.cpu_count()} CPU cores")
+    print(
+        f"# keras_interp {ki.__version__}, TensorFlow {tf.__version__}, "
+        f"Keras {keras.__version__}, {os.cpu_count()} CPU cores"
+    )
     for model_name in args.models:
         run_model(model_name, args.methods, args.repeats, not args.no_peers)
 

@@ -27,9 +27,7 @@ def xplique_adapters(settings: dict) -> dict[str, Callable]:
         def make(model, layer):
             explainer = factory(model, layer)
             classes = model.output_shape[-1]
-            return lambda x, y: np.asarray(
-                explainer.explain(x, _one_hot(y, classes))
-            )
+            return lambda x, y: np.asarray(explainer.explain(x, _one_hot(y, classes)))
 
         return make
 

@@ -14,6 +14,7 @@ from typing import Any
 from keras_interp import filters, methods
 from keras_interp.engine import explain
 from keras_interp.inspection import expose
+from keras_interp.inspection.expose import is_exposed
 
 #: name -> the post-processing a shortcut applies by default.
 NATURAL_POSTPROCESSING: dict[str, Callable] = {
@@ -43,7 +44,7 @@ def prepare(model: Any, method: Any) -> Any:
     for `full_gradients`, the model exposing every layer with a bias) is made
     once per model and cached by weak reference.
     """
-    if hasattr(model, "_endpoint_pairs") or not methods.needs_exposed(method):
+    if is_exposed(model) or not methods.needs_exposed(method):
         return model
     function = methods.get(method)
     while hasattr(function, "__wrapped__"):

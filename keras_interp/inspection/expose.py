@@ -171,11 +171,21 @@ def _exposed_class(framework: str) -> type:
             return layer if plain else None
 
         def call(self, inputs, training=False):
+            return self.run(inputs)
+
+        def run(self, inputs, override=None, training=None):
+            """The exposed tensors, optionally with `override(layer, args,
+            kwargs)` in place of every leaf layer (see `graph.run_graph`)."""
             taps: dict[int, set[str]] = {}
             for layer, link, _ in self._endpoint_pairs:
                 taps.setdefault(id(layer), set()).add(link)
             _, tapped = run_graph(
-                self.source_model, inputs, taps, set(self._pre_activation)
+                self.source_model,
+                inputs,
+                taps,
+                set(self._pre_activation),
+                override=override,
+                training=training,
             )
             results = []
             for layer, link, target in self._endpoint_pairs:
@@ -187,6 +197,11 @@ def _exposed_class(framework: str) -> type:
             return {"name": self.name, "endpoints": self.endpoints}
 
     return ExposedModel
+
+
+def is_exposed(model: Any) -> bool:
+    """Whether `model` was made by `expose()`."""
+    return hasattr(model, "_endpoint_pairs") and hasattr(model, "source_model")
 
 
 def exposed_layers(model: Any) -> Sequence[Any]:

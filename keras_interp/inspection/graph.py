@@ -241,11 +241,11 @@ def run_graph(
         model: a functional or Sequential model (Keras 3 or tf_keras).
         inputs: real tensors in the structure of `model.inputs`.
         taps: `{id(layer): links}`, links a set of `"input"` and `"output"`:
-            the tensors to collect, for layers at any depth. A layer called several times is
-            tapped at its last call.
+            the tensors to collect, for layers at any depth. A layer called
+            several times is tapped at its last call.
         pre_activation: ids of layers whose squashing activation is skipped.
         override: optional `fn(layer, args, kwargs)` called instead of every
-            leaf layer (nested models are walked into when it is given); it
+            leaf layer (nested models are always walked into); it
             returns the layer's result, or `NotImplemented` to call the layer
             as usual. Guided backpropagation uses it to swap ReLU gradients
             without modifying the user's model.

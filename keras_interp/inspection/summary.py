@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from keras_interp.inspection.graph import has_graph, layer_dependencies, iter_layers
+from keras_interp.inspection.graph import has_graph, iter_layers, layer_dependencies
 from keras_interp.inspection.graph import output_shape as _output_shape
 from keras_interp.inspection.heads import get_global_pooling_layer
 

@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_interp._validation import received
+from keras_interp.inspection.expose import is_exposed
 from keras_interp.inspection.graph import has_graph, run_graph
 from keras_interp.inspection.units import gather_units
 
@@ -23,7 +24,7 @@ def forward(model: Any, inputs: tf.Tensor) -> list[tf.Tensor]:
     refuse other image sizes (rescaled copies in `tta`, say) that their layers
     accept.
     """
-    if has_graph(model) and not hasattr(model, "_endpoint_pairs"):
+    if has_graph(model) and not is_exposed(model):
         outputs, _ = run_graph(model, inputs, training=False)
     else:
         try:

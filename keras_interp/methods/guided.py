@@ -16,7 +16,7 @@ import tensorflow as tf
 from keras_interp._validation import received
 from keras_interp.inspection.graph import call_pre_activation, has_graph, iter_layers
 from keras_interp.methods._base import channels_last, forward
-from keras_interp.methods.gradient import (
+from keras_interp.methods._differentiate import (
     SPATIAL_AXIS,
     channel_maps,
     channels_last_grads,

@@ -75,9 +75,7 @@ def test_contract(models, name, wrapper, kind):
     all_logits, all_maps = method(model, tf.constant(x), None, **options)
     rows = np.arange(8)
     close(np.asarray(all_logits)[rows, y[:, 0]], logits[:, 0], f"{name} all logits")
-    close(
-        np.asarray(all_maps)[rows, ..., y[:, 0]], maps[..., 0], f"{name} all maps"
-    )
+    close(np.asarray(all_maps)[rows, ..., y[:, 0]], maps[..., 0], f"{name} all maps")
 
 
 @pytest.mark.parametrize("name", NAMES)
