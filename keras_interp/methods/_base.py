@@ -152,14 +152,17 @@ def hashed_normal(shape: Any, seed: Any, key: Any, stddev: float = 1.0) -> tf.Te
         float32 noise of `shape`.
     """
     size = tf.reduce_prod(tf.cast(shape, tf.int32))
-    index = tf.cast(tf.range(size), tf.uint32)
-    base = _mix(
-        tf.bitwise.bitwise_xor(_mix(tf.cast(seed, tf.uint32)), tf.cast(key, tf.uint32))
-    )
+    # Box-Muller gives two normals per pair of uniforms: hash half as many.
+    index = tf.cast(tf.range((size + 1) // 2), tf.uint32)
+    seed, key = tf.cast(seed, tf.uint32), tf.cast(key, tf.uint32)
+    base = _mix(tf.bitwise.bitwise_xor(_mix(seed), key))
     first = _mix(index * 2 + base)
     second = _mix(index * 2 + 1 + base)
     scale = 2.0**-24
     u1 = (tf.cast(tf.bitwise.right_shift(first, 8), tf.float32) + 0.5) * scale
     u2 = (tf.cast(tf.bitwise.right_shift(second, 8), tf.float32) + 0.5) * scale
-    normal = tf.sqrt(-2.0 * tf.math.log(u1)) * tf.cos(2.0 * np.pi * u2)
+    radius = tf.sqrt(-2.0 * tf.math.log(u1))
+    angle = 2.0 * np.pi * u2
+    normal = tf.concat([radius * tf.cos(angle), radius * tf.sin(angle)], axis=0)
+    normal = normal[:size]
     return tf.reshape(normal * stddev, shape)
