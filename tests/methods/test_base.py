@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras
 from keras_interp.methods._base import forward, hashed_normal, scores
 from keras_interp.testing import models
 
