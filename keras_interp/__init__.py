@@ -40,12 +40,16 @@ _SHORTCUTS = {
     **{name: "keras_interp.methods.meta" for name in ("smooth", "tta")},
 }
 _SUBMODULES = (
+    "analysis",
+    "concepts",
     "engine",
     "filters",
     "images",
     "inspection",
     "methods",
+    "models",
     "shortcuts",
+    "synthesis",
     "testing",
     "visualization",
 )

@@ -1,0 +1,240 @@
+"""The activation of one channel (or one unit) of a layer, for batches of images.
+
+Shared by the masked and minimal image analyses: dnnbrain's
+`DNN.compute_activation(images, mask).pool(criterion)` for one channel, on
+channels-last Keras models, with channels numbered from 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from keras_interp._validation import (
+    check_callable,
+    check_one_of,
+    check_positive_int,
+    received,
+)
+from keras_interp.images import load_image, load_images
+from keras_interp.inspection import expose, find_layer
+from keras_interp.inspection.graph import output_shape
+
+#: How a channel map is reduced to one number (dnnbrain's `array_statistic`).
+CRITERIA = ("max", "mean", "median", "L1", "L2")
+
+
+def check_criterion(criterion: Any, arg: str = "activation_criterion") -> str:
+    """Return `criterion` as one of `CRITERIA` ("l1"/"l2" accepted for L1/L2)."""
+    if isinstance(criterion, str) and criterion in ("l1", "l2"):
+        criterion = criterion.upper()
+    return check_one_of(criterion, CRITERIA, arg)
+
+
+def reduce_maps(maps: np.ndarray, criterion: str) -> np.ndarray:
+    """Reduce `(N, ...)` maps to `(N,)` by `criterion` over all non-batch axes.
+
+    `"L1"` is the sum of absolute values and `"L2"` the square root of the sum
+    of squares (element-wise norms, as dnnbrain's `array_statistic`).
+    """
+    criterion = check_criterion(criterion)
+    flat = np.asarray(maps, np.float64).reshape(len(maps), -1)
+    if criterion == "max":
+        values = flat.max(axis=1)
+    elif criterion == "mean":
+        values = flat.mean(axis=1)
+    elif criterion == "median":
+        values = np.median(flat, axis=1)
+    elif criterion == "L1":
+        values = np.abs(flat).sum(axis=1)
+    else:
+        values = np.sqrt(np.square(flat).sum(axis=1))
+    return values.astype(np.float32)
+
+
+def as_image(image: Any, arg: str = "image") -> np.ndarray:
+    """One image as float32 `(H, W, 3)` in [0, 1] (any form `load_image` takes)."""
+    array = getattr(image, "shape", None)
+    if array is not None and len(array) == 4:
+        raise ValueError(
+            f"`{arg}` must be one image (H, W, 3), not a batch; call the function "
+            f"once per image. {received(arg, image)}"
+        )
+    return load_image(image)
+
+
+class ChannelActivation:
+    """The map of channel `channel` of `layer`, or the value of one of its units.
+
+    Builds `expose(model, arguments=layer, outputs=[])` once and runs it on
+    batches of float images in [0, 1], passed through `preprocess` first.
+
+    Args:
+        model: a functional or Sequential Keras model (nested layers allowed).
+        layer: the layer, any `find_layer` reference.
+        channel: the channel, numbered from 0 (dnnbrain numbers from 1).
+        unit: `(row, col)` of one unit of the channel map, or `None` for the
+            whole map.
+        preprocess: a callable mapping a float32 batch `(N, H, W, 3)` in [0, 1]
+            to the model's input range (e.g. `lambda x: x * 2 - 1`), or `None`
+            for the identity.
+        batch_size: images per forward pass.
+
+    Raises:
+        ValueError: unknown layer (with the closest names), channel out of
+            range, `unit` malformed or outside the map.
+        TypeError: `channel` not an integer, `preprocess` not callable.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        layer: Any,
+        channel: int,
+        *,
+        unit: tuple[int, int] | None = None,
+        preprocess: Callable[[np.ndarray], Any] | None = None,
+        batch_size: int = 32,
+    ) -> None:
+        self.layer = find_layer(model, layer)
+        self.channel = check_positive_int(channel, "channel", allow_zero=True)
+        self.preprocess = (
+            None if preprocess is None else check_callable(preprocess, "preprocess")
+        )
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        shape = output_shape(self.layer)
+        if shape is not None and shape[-1] is not None:
+            self._check_channel(int(shape[-1]))
+        self.unit = self._check_unit(unit, shape)
+        self._exposed = expose(model, arguments=self.layer, outputs=[])
+        self._run = tf.function(self._forward, reduce_retracing=True)
+
+    def _check_channel(self, channels: int) -> None:
+        if self.channel >= channels:
+            raise ValueError(
+                f"`channel` must be in [0, {channels}) for layer "
+                f"{self.layer.name!r}, which has {channels} channels (channels "
+                f"are numbered from 0). {received('channel', self.channel)}"
+            )
+
+    def _check_unit(self, unit: Any, shape: tuple | None) -> tuple | None:
+        if unit is None:
+            return None
+        if (
+            not isinstance(unit, (tuple, list))
+            or len(unit) != 2
+            or not all(
+                isinstance(u, (int, np.integer)) and not isinstance(u, bool)
+                for u in unit
+            )
+        ):
+            raise ValueError(
+                f"`unit` must be (row, col), two integers. {received('unit', unit)}"
+            )
+        unit = tuple(int(u) for u in unit)
+        if shape is not None:
+            self._check_unit_inside(unit, shape)
+        return unit
+
+    def _check_unit_inside(self, unit: tuple, shape: tuple) -> None:
+        if len(shape) != 4:
+            raise ValueError(
+                f"`unit` needs a spatial layer; {self.layer.name!r} outputs "
+                f"{shape}. {received('unit', unit)}"
+            )
+        if any(
+            u < 0 or (size is not None and u >= size)
+            for u, size in zip(unit, shape[1:3])
+        ):
+            raise ValueError(
+                f"`unit` is outside the {tuple(shape[1:3])} map of layer "
+                f"{self.layer.name!r} (rows and columns are numbered from 0). "
+                f"{received('unit', unit)}"
+            )
+
+    def _forward(self, x: tf.Tensor) -> tf.Tensor:
+        out = self._exposed(x, training=False)
+        if isinstance(out, (list, tuple)):
+            out = out[0]
+        return out
+
+    def maps(self, images: np.ndarray) -> np.ndarray:
+        """The channel maps `(N, H', W')` (or `(N,)` for a dense layer, or the
+        unit values `(N,)` when `unit` is set) of float images `(N, H, W, 3)`."""
+        images = np.asarray(images, np.float32)
+        chunks = []
+        for start in range(0, len(images), self.batch_size):
+            batch = images[start : start + self.batch_size]
+            if self.preprocess is not None:
+                batch = np.asarray(self.preprocess(batch), np.float32)
+            out = self._run(tf.convert_to_tensor(batch))
+            self._check_channel(int(out.shape[-1]))
+            if self.unit is not None:
+                self._check_unit_inside(self.unit, tuple(out.shape))
+                chunks.append(out[:, self.unit[0], self.unit[1], self.channel].numpy())
+            else:
+                chunks.append(out[..., self.channel].numpy())
+        return np.concatenate(chunks).astype(np.float32)
+
+    def __call__(self, images: np.ndarray, criterion: str = "mean") -> np.ndarray:
+        """The activations `(N,)` of `images`, each map reduced by `criterion`
+        (ignored when `unit` is set or the layer is dense)."""
+        maps = self.maps(images)
+        return reduce_maps(maps, criterion) if maps.ndim > 1 else maps
+
+
+def channel_activation(
+    model: Any,
+    layer: Any,
+    channel: int,
+    images: Any,
+    *,
+    unit: tuple[int, int] | None = None,
+    criterion: str = "mean",
+    preprocess: Callable[[np.ndarray], Any] | None = None,
+    batch_size: int = 32,
+) -> np.ndarray:
+    """The activation of a channel (or unit) of a layer for a batch of images.
+
+    The channel map of each image is reduced to one number by `criterion`:
+    `"max"`, `"mean"`, `"median"`, `"L1"` (sum of absolute values) or `"L2"`
+    (square root of the sum of squares), dnnbrain's pooling criteria. With
+    `unit=(row, col)` the value of that unit is returned instead.
+
+    Args:
+        model: a functional or Sequential Keras model.
+        layer: the layer, any `find_layer` reference (name, nested path, ...).
+        channel: the channel, numbered from 0 like every Keras API (dnnbrain
+            numbers channels from 1).
+        images: float images `(N, H, W, 3)` in [0, 1], or a list of images in
+            any form `load_image` accepts.
+        unit: `(row, col)` of one unit of the channel map, from 0.
+        criterion: how the map is reduced, one of `CRITERIA`.
+        preprocess: maps a float batch in [0, 1] to the model's input range;
+            `None` feeds the images unchanged.
+        batch_size: images per forward pass.
+
+    Returns:
+        float32 array `(N,)`.
+
+    Raises:
+        ValueError: unknown layer (with the closest names), channel or unit
+            outside the layer's output, unknown criterion, images that are not
+            images.
+        TypeError: `images` neither a batch nor a list of images.
+
+    Example:
+        >>> model = keras.Sequential([keras.Input((8, 8, 3)),
+        ...                           keras.layers.Conv2D(4, 3, name="conv")])
+        >>> channel_activation(model, "conv", 2, np.zeros((5, 8, 8, 3))).shape
+        (5,)
+    """
+    criterion = check_criterion(criterion, "criterion")
+    batch = load_images(images)
+    probe = ChannelActivation(
+        model, layer, channel, unit=unit, preprocess=preprocess, batch_size=batch_size
+    )
+    return probe(batch, criterion)
