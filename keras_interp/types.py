@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -10,16 +10,16 @@ import tensorflow as tf
 #: A reference to a layer: a name, a nested path `"outer/inner"`, a tuple of
 #: names (for names that contain "/"), an index into `model.layers`, or the
 #: layer object itself.
-LayerRef = Union[str, int, tuple, Any]
+LayerRef = str | int | tuple | Any
 
 #: The units to explain: an int tensor or array `(B, L)`, or `None` for all.
-Indices = Union[tf.Tensor, np.ndarray, None]
+Indices = tf.Tensor | np.ndarray | None
 
 #: Explaining maps `(B, H', W', L)`.
 Maps = tf.Tensor
 
 #: Anything `explain()` accepts as inputs.
-Inputs = Union[np.ndarray, tf.Tensor, tf.data.Dataset]
+Inputs = np.ndarray | tf.Tensor | tf.data.Dataset
 
 
 class Method(Protocol):

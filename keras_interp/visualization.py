@@ -41,9 +41,7 @@ def colorize(heatmap: np.ndarray) -> np.ndarray:
     """
     values = np.asarray(heatmap, np.float32)
     if values.ndim != 2:
-        raise ValueError(
-            f"`heatmap` must be 2-D (H, W). {received('heatmap', values)}"
-        )
+        raise ValueError(f"`heatmap` must be 2-D (H, W). {received('heatmap', values)}")
     span = float(values.max() - values.min())
     values = (values - values.min()) / span if span > 0 else np.zeros_like(values)
     position = values * (len(_ANCHORS) - 1)

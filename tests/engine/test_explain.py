@@ -381,5 +381,7 @@ def test_method_by_spec_and_batch_size_forwarding(linear):
 
     direct = explain(gradients, linear, x, verbose=0)
     np.testing.assert_array_equal(by_name[1], direct[1])
-    with pytest.raises(ValueError, match="Unknown method 'gradcamm'.*Did you mean gradcam"):
+    with pytest.raises(
+        ValueError, match="Unknown method 'gradcamm'.*Did you mean gradcam"
+    ):
         explain("gradcamm", linear, x)

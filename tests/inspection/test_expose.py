@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
 
-import keras
 from keras_interp.inspection import expose, find_layer
 from keras_interp.testing import models
 
@@ -81,7 +81,9 @@ def test_arguments_and_outputs_order_and_links():
     (only_logits,) = expose(model, arguments="logits", outputs=[])(x)
     np.testing.assert_allclose(only_logits, logits)
     conv = find_layer(model, "conv")
-    (conv_in,) = expose(model, arguments={"layer": conv, "link": "input"}, outputs=[])(x)
+    (conv_in,) = expose(model, arguments={"layer": conv, "link": "input"}, outputs=[])(
+        x
+    )
     np.testing.assert_allclose(conv_in, x)
 
 
@@ -90,7 +92,9 @@ def test_nested_layer_by_path_and_tuple():
     x = _images(1)
     path = "resnet50v2/conv4_block6_out"
     (by_path,) = expose(model, arguments=path, outputs=[])(x)
-    (by_tuple,) = expose(model, arguments=("resnet50v2", "conv4_block6_out"), outputs=[])(x)
+    (by_tuple,) = expose(
+        model, arguments=("resnet50v2", "conv4_block6_out"), outputs=[]
+    )(x)
     (by_name,) = expose(model, arguments="conv4_block6_out", outputs=[])(x)
     backbone = find_layer(model, "resnet50v2")
     direct = keras.Model(backbone.inputs, backbone.get_layer("conv4_block6_out").output)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import keras
 import pytest
 import tf_keras
 
-import keras
 from keras_interp.inspection import find_layer, has_graph, iter_layers
 from keras_interp.inspection.graph import layer_dependencies
 from keras_interp.testing import models
@@ -49,8 +49,11 @@ def test_names_with_slash_need_a_tuple():
 
 
 def test_errors(nested):
-    with pytest.raises(ValueError, match=r"No layer 'resnet50v2/conv2_blok1_out'.*"
-                       r"Closest layer names: .*conv2_block1_out"):
+    with pytest.raises(
+        ValueError,
+        match=r"No layer 'resnet50v2/conv2_blok1_out'.*"
+        r"Closest layer names: .*conv2_block1_out",
+    ):
         find_layer(nested, "resnet50v2/conv2_blok1_out")
     with pytest.raises(ValueError, match="out of range for a model with 5 layers"):
         find_layer(nested, 7)
@@ -66,7 +69,9 @@ def test_errors(nested):
 def test_ambiguous_name():
     def block(name):
         inputs = keras.Input((4,))
-        return keras.Model(inputs, keras.layers.Dense(4, name="dense")(inputs), name=name)
+        return keras.Model(
+            inputs, keras.layers.Dense(4, name="dense")(inputs), name=name
+        )
 
     inputs = keras.Input((4,))
     model = keras.Model(inputs, block("b")(block("a")(inputs)))
