@@ -101,7 +101,9 @@ class Model:
         x = tf.constant(self.prepare(image))
         with self._lock:
             outputs = self.layer_outputs(x, names)
-        return {n: np.asarray(o, np.float32).reshape(-1) for n, o in zip(names, outputs)}
+        return {
+            n: np.asarray(o, np.float32).reshape(-1) for n, o in zip(names, outputs)
+        }
 
     def get_activation_for_image(self, image: Any, layer_name: str) -> np.ndarray:
         """The activation of one layer for one image, flattened (NHWC)."""
@@ -223,7 +225,5 @@ class KerasModel(Model):
         return list(outputs)
 
     def logits_and_layer(self, x, layer_name):
-        logits, activations = self._model((layer_name,), logits=True)(
-            x, training=False
-        )
+        logits, activations = self._model((layer_name,), logits=True)(x, training=False)
         return logits, activations

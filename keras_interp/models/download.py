@@ -287,9 +287,11 @@ def _extract(
                     base = pathlib.PurePosixPath(info.name).name
                     if info.isfile() and base in members and base not in found:
                         found[base] = _temporary_copy(tar.extractfile(info), folder)
-        else:  # a bare graph file
+        elif source.url.endswith(".pb"):  # a bare graph file
             with open(archive, "rb") as data:
                 found[source.filename] = _temporary_copy(data, folder)
+        else:
+            raise OSError("neither a zip nor a tar archive")
     except (OSError, zipfile.BadZipFile, tarfile.TarError) as error:
         for path in found.values():
             path.unlink(missing_ok=True)

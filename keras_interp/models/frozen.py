@@ -113,6 +113,17 @@ def _node_name(name: Any, arg: str) -> str:
     return name[:-2] if name.endswith(":0") else name
 
 
+def _check_node(name: str, nodes: dict, arg: str) -> str:
+    if name not in nodes:
+        hints = closest(name, nodes)
+        hint = f" Closest names: {', '.join(hints)}." if hints else ""
+        raise ValueError(
+            f"`{arg}` must name a node of the graph; {name!r} is not one."
+            f"{hint} {received(arg, name)}"
+        )
+    return name
+
+
 def _downstream(graph_def: tf.compat.v1.GraphDef, source: str) -> list[str]:
     """Names of the nodes fed (directly or not) by `source`, in graph order."""
     consumers: dict[str, list[str]] = {}
@@ -181,7 +192,8 @@ class FrozenGraphModel(Model):
         in_memory = isinstance(model_path, (bytes, bytearray, tf.compat.v1.GraphDef))
         super().__init__(None if in_memory else model_path, input_value_range)
         nodes = {node.name: node for node in graph_def.node}
-        self.input_name = self._check_node(_node_name(input_name, "input_name"), nodes)
+        name = _node_name(input_name, "input_name")
+        self.input_name = _check_node(name, nodes, "input_name")
         names = _downstream(graph_def, self.input_name)
         if output_names is None:
             names = [n for n in names if nodes[n].op not in _NOT_LAYERS]
@@ -189,14 +201,14 @@ class FrozenGraphModel(Model):
             if isinstance(output_names, str):
                 output_names = [output_names]
             names = [
-                self._check_node(_node_name(n, "output_names"), nodes, "output_names")
+                _check_node(_node_name(n, "output_names"), nodes, "output_names")
                 for n in output_names
             ]
         self._names = list(dict.fromkeys(names))
         self.logits_name = None
         if logits_name is not None:
             name = _node_name(logits_name, "logits_name")
-            self.logits_name = self._check_node(name, nodes, "logits_name")
+            self.logits_name = _check_node(name, nodes, "logits_name")
         self._wrapped, shape = _import(graph_def, nodes[self.input_name])
         #: Whether the graph was imported with an unknown height and width.
         self.variable_size = shape[1] is None and shape[2] is None
@@ -206,17 +218,8 @@ class FrozenGraphModel(Model):
             image_size = declared[1] if square else 224
         self.image_size = int(image_size)
         self._functions: dict[tuple, Any] = {}
+        self._exposed: dict[tuple, FrozenFunction] = {}
         self._functions_lock = threading.Lock()
-
-    def _check_node(self, name: str, nodes: dict, arg: str = "input_name") -> str:
-        if name not in nodes:
-            hints = closest(name, nodes)
-            hint = f" Closest names: {', '.join(hints)}." if hints else ""
-            raise ValueError(
-                f"`{arg}` must name a node of the graph; {name!r} is not one."
-                f"{hint} {received(arg, name)}"
-            )
-        return name
 
     @property
     def name(self) -> str:
@@ -234,14 +237,10 @@ class FrozenGraphModel(Model):
         """Return `layer_name`, or raise ValueError naming the closest layers."""
         if not isinstance(layer_name, str) or layer_name not in self._names:
             hints = closest(str(layer_name), self._names)
-            hint = (
-                f"Closest names: {', '.join(hints)}"
-                if hints
-                else (
-                    f"Layers: {', '.join(self._names[:20])}"
-                    + (", ..." if len(self._names) > 20 else "")
-                )
-            )
+            shown = hints or self._names[:20]
+            more = ", ..." if not hints and len(self._names) > 20 else ""
+            hint = ("Closest names: " if hints else "Layers: ") + ", ".join(shown)
+            hint += more
             raise ValueError(
                 f"Unknown layer name {layer_name!r} for {self.name}. {hint}. "
                 f"{received('layer_name', layer_name)}"
@@ -321,7 +320,8 @@ class FrozenGraphModel(Model):
                 pixels); `False`: `f` takes inputs already in the range.
 
         Returns:
-            A `FrozenFunction`.
+            A `FrozenFunction`, the same object for the same arguments (so
+            the engine's compiled-function cache, keyed by model, is reused).
 
         Raises:
             ValueError: unknown layer, or the model has no `logits_name`.
@@ -334,7 +334,10 @@ class FrozenGraphModel(Model):
         self._logits()
         if layer_name is not None:
             self.check_layer(layer_name)
-        return FrozenFunction(self, layer_name, scale_inputs)
+        key = (layer_name, bool(scale_inputs))
+        if key not in self._exposed:
+            self._exposed[key] = FrozenFunction(self, layer_name, bool(scale_inputs))
+        return self._exposed[key]
 
     def __repr__(self) -> str:
         return (

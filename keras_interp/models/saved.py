@@ -48,7 +48,13 @@ def freeze_function(function: Any) -> tuple[tf.compat.v1.GraphDef, list, Any]:
 
     frozen = convert_variables_to_constants_v2(function)
     inputs = [t.name for t in frozen.inputs if t.dtype != tf.resource]
-    outputs = tf.nest.map_structure(lambda t: t.name, frozen.structured_outputs)
+    # The frozen function may lose the output structure (a signature's dict),
+    # and a function differentiated before has the intermediates its gradient
+    # needs as extra outputs, after its own: the first outputs follow the
+    # flattened structure of the original function.
+    structure = function.structured_outputs
+    names = [t.name for t in frozen.outputs][: len(tf.nest.flatten(structure))]
+    outputs = tf.nest.pack_sequence_as(structure, names)
     return frozen.graph.as_graph_def(), inputs, outputs
 
 
@@ -102,8 +108,9 @@ def load_saved_model(
         TensorFlow, "Using the SavedModel format" and TF-Hub's reusable
         SavedModel interface (`__call__`, `training`), tensorflow.org guides.
     """
-    function = _function(_resolve(handle), signature)
-    graph_def, inputs, outputs = freeze_function(function)
+    loaded = _resolve(handle)  # keeps the variables alive while freezing
+    graph_def, inputs, outputs = freeze_function(_function(loaded, signature))
+    del loaded
     nodes = {node.name: node for node in graph_def.node}
     images = [name for name in inputs if _is_image(nodes[name.split(":")[0]])]
     if len(images) != 1 and len(inputs) != 1:

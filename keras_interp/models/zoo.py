@@ -202,7 +202,14 @@ def get_model(model_class: type) -> Model:
     """The shared instance of `GooglenetModel` or `MobilenetModel`.
 
     One instance per class and per setting of its environment variables (so
-    pointing `KERAS_INTERP_GOOGLENET_PATH` elsewhere gives a new instance).
+    pointing `KERAS_INTERP_GOOGLENET_PATH` elsewhere gives a new instance),
+    built on first use (which may download the graph).
+
+    Args:
+        model_class: `GooglenetModel` or `MobilenetModel` (or a subclass).
+
+    Returns:
+        The shared instance.
     """
     source = SOURCES[model_class._source]
     key = (model_class, os.environ.get(source.env_var), os.environ.get(CACHE_ENV))
