@@ -10,6 +10,7 @@ to a folder it prints (default `demo_output/`, or the first argument).
 from __future__ import annotations
 
 import os
+import pathlib
 import sys
 import time
 
@@ -118,6 +119,35 @@ def main(folder: str = "demo_output") -> None:
         ],
     )
     print(f"\nWrote {png} and {page} (folder: {os.path.abspath(folder)})")
+    concepts_and_fields(model)
+
+
+def concepts_and_fields(model) -> None:
+    """A CAVlib-style concept on the same model, and a receptive field."""
+    from keras_interp.analysis import theoretical_receptive_field
+    from keras_interp.concepts import train_cav
+    from keras_interp.models import KerasModel
+
+    field = theoretical_receptive_field(model, "mobilenetv2_1.00_160/out_relu")
+    print(
+        f"\nReceptive field of out_relu: {field.size} pixels, jump {field.jump}; "
+        f"unit (2, 2) sees {field.find_region((2, 2))}"
+    )
+    photos = pathlib.Path(__file__).parent.parent / "tests" / "data" / "cavlib"
+    photos = photos / "sample_cav"
+    if not photos.is_dir():
+        return
+    layer = (KerasModel(model, (-1, 1)), "mobilenetv2_1.00_160/block_16_expand_relu")
+    cav = train_cav(
+        positive_images=sorted((photos / "training_positive").glob("*.png")),
+        negative_images=sorted((photos / "training_negative").glob("*.png")),
+        model_layer=layer,
+        random_state=np.random.RandomState(1234),
+    )
+    results = sorted((photos / "results").glob("*.png"))
+    print("A 'roundness' concept (CAV) from 8 round and 8 rectilinear photos:")
+    for path in cav.sort(results, reverse=True):
+        print(f"  {path.name}: CAV score {cav.score(path):+.3f}")
 
 
 def _base_name(method) -> str:
