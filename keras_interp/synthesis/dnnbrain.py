@@ -18,8 +18,8 @@ from keras_interp._validation import (
     received,
 )
 from keras_interp.images import load_image
-from keras_interp.synthesis.objectives import layer_key
-from keras_interp.synthesis.render import _input_size, _range, make_forward
+from keras_interp.synthesis.context import layer_key
+from keras_interp.synthesis.rendering import _input_size, _range, make_forward
 from keras_interp.synthesis.transforms import gaussian_blur
 
 REGULARISERS = (None, "L1", "L2", "TV")
@@ -98,7 +98,7 @@ def synthesis_image(
 
     Args:
         model: a Keras model, a `keras_interp.models.Model` or a callable
-            (the protocol of `render.make_forward`).
+            (the protocol of `rendering.make_forward`).
         layer: the layer (any `find_layer` reference).
         channel: the channel index, from 0.
         activ_metric: `"mean"` or `"max"` of the channel's map.

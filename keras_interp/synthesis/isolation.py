@@ -28,7 +28,7 @@ from keras_interp._validation import (
     check_positive_int,
     received,
 )
-from keras_interp.synthesis.render import make_forward
+from keras_interp.synthesis.rendering import make_forward
 from keras_interp.synthesis.transforms import fold_seed, uniform
 
 
@@ -53,7 +53,7 @@ def logits_function(
 
     Applies `preprocessing`, resizes to the model's declared input size if it
     is fixed and differs (as `render` does; channels-last models), moves the
-    channels for channels-first models and runs `render.make_forward` (so a
+    channels for channels-first models and runs `rendering.make_forward` (so a
     model ending in a softmax gives its pre-softmax logits).
     """
     forward = make_forward(channels_first_model(model, channels_axis))

@@ -3,7 +3,7 @@
 leap-ie is closed source and needs an API key; this is its documented
 interface (`engine.generate` and every config key of its reference
 documentation, with those defaults) over our own, documented algorithms:
-`class_prototypes` (prototypes.py), `entanglement` (entanglement.py) and
+`class_prototypes` (prototypes.py), `entanglement` (class_entanglement.py) and
 `isolate_features` (isolation.py). TensorFlow only: `mode='pt'` is an error.
 """
 
@@ -21,7 +21,7 @@ import pandas as pd
 import tensorflow as tf
 
 from keras_interp._validation import check_images, received
-from keras_interp.synthesis.entanglement import entanglement
+from keras_interp.synthesis.class_entanglement import entanglement
 from keras_interp.synthesis.isolation import (
     check_baseline,
     isolate_features,

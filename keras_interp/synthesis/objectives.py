@@ -8,8 +8,8 @@ numbers and with each other (`channel(...) + 0.1 * total_variation()`,
 lists the layers the objective reads so `render` can expose them all in one
 forward pass.
 
-Regularisers (`l1`, `l2`, `total_variation`, `high_frequency`,
-`alpha_minimality`) are already negated: they are penalties to add.
+The image regularisers (`l1`, `l2`, `total_variation`, `high_frequency`,
+`alpha_minimality`) are in `regularizers`.
 """
 
 from __future__ import annotations
@@ -22,83 +22,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from keras_interp._validation import check_non_negative_float, check_one_of, received
-
-
-def layer_key(ref: Any) -> str:
-    """The key under which a layer reference's activations are stored:
-    a path string (`("outer", "inner")` becomes `"outer/inner"`)."""
-    if isinstance(ref, tuple):
-        return "/".join(map(str, ref))
-    if isinstance(ref, str):
-        return ref
-    if isinstance(ref, (int, np.integer)) and not isinstance(ref, bool):
-        return str(int(ref))
-    name = getattr(ref, "name", None)
-    if isinstance(name, str):
-        return name
-    raise TypeError(
-        "A layer reference must be a name, a path 'outer/inner', a tuple of "
-        f"names, an index or a layer. {received('layer', ref)}"
-    )
-
-
-class Context:
-    """What an objective can read during one optimisation step.
-
-    Args:
-        images: the parameterisation's output before transforms, `(B, H, W,
-            C)` in [0, 1] (alpha last if any); regularisers read it.
-        inputs: the images after transforms (and alpha compositing), as fed
-            to the model but before the input range map, `(B, H', W', 3)`.
-        layers: `{layer_key(ref): activations}` of the exposed layers.
-        logits: the model's logits `(B, K)`, or None if not computed.
-        step: the optimisation step (an int or scalar tensor), or None.
-
-    Example:
-        >>> ctx = Context(images=x, inputs=x, layers={"conv": a}, logits=z)
-        >>> channel("conv", 0)(ctx)
-    """
-
-    def __init__(
-        self,
-        images: Any,
-        inputs: Any = None,
-        layers: Mapping[Any, Any] | None = None,
-        logits: Any = None,
-        step: Any = None,
-    ) -> None:
-        self.images = tf.convert_to_tensor(images, tf.float32)
-        self.inputs = self.images if inputs is None else tf.convert_to_tensor(inputs)
-        self._layers = {layer_key(k): v for k, v in (layers or {}).items()}
-        self._logits = logits
-        self.step = step
-
-    def layer(self, ref: Any) -> tf.Tensor:
-        """The activations of layer `ref`, float32."""
-        key = layer_key(ref)
-        if key not in self._layers:
-            raise ValueError(
-                f"Layer {key!r} was not computed; this context has "
-                f"{sorted(self._layers)}. List it in `Objective.layers`. "
-                f"{received('layer', ref)}"
-            )
-        return tf.cast(self._layers[key], tf.float32)
-
-    @property
-    def logits(self) -> tf.Tensor:
-        """The model's logits `(B, K)`."""
-        if self._logits is None:
-            raise ValueError(
-                "The logits were not computed: the objective must set "
-                "`needs_logits=True`. Received: logits=None"
-            )
-        return tf.cast(self._logits, tf.float32)
-
-    @property
-    def batch_size(self) -> Any:
-        static = self.images.shape[0]
-        return static if static is not None else tf.shape(self.images)[0]
+from keras_interp._validation import check_one_of, received
+from keras_interp.synthesis.context import Context, layer_key
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -222,12 +147,13 @@ class Objective:
             }
             return ops[config["op"]](*args)
         name = config.get("constructor")
-        if name not in CONSTRUCTORS:
+        constructors = _constructors()
+        if name not in constructors:
             raise ValueError(
-                f"Unknown objective constructor; known: {sorted(CONSTRUCTORS)}. "
+                f"Unknown objective constructor; known: {sorted(constructors)}. "
                 f"{received('config', config)}"
             )
-        return CONSTRUCTORS[name](**config["args"])
+        return constructors[name](**config["args"])
 
 
 def _op(op: str, *args: Any) -> dict | None:
@@ -269,11 +195,6 @@ def _spatial_axes(x: tf.Tensor) -> list[int]:
 
 def _per_image(x: tf.Tensor, reduce: Callable = tf.reduce_mean) -> tf.Tensor:
     return reduce(x, list(range(1, x.shape.rank)))
-
-
-def _colour(images: tf.Tensor, alpha_aware: bool = True) -> tf.Tensor:
-    """The colour channels (alpha dropped when there are 4 channels)."""
-    return images[..., :3] if alpha_aware and images.shape[-1] == 4 else images
 
 
 # -- model objectives ----------------------------------------------------------
@@ -424,6 +345,16 @@ def direction(layer: Any, vector: Any, *, metric: str = "cosine") -> Objective:
     )
 
 
+def gram_similarity(features: tf.Tensor) -> tf.Tensor:
+    """Cosine similarity `(B, B)` of the images' Gram matrices (lucid's
+    diversity measure); `features` is `(B, ..., C)`."""
+    b = tf.shape(features)[0]
+    flat = tf.reshape(features, (b, -1, features.shape[-1]))
+    grams = tf.matmul(flat, flat, transpose_a=True)
+    grams = tf.math.l2_normalize(tf.reshape(grams, (b, -1)), -1, 1e-10)
+    return tf.matmul(grams, grams, transpose_b=True)
+
+
 def diversity(layer: Any) -> Objective:
     """lucid's diversity term, negated: a scalar to maximise.
 
@@ -441,10 +372,7 @@ def diversity(layer: Any) -> Objective:
     def fn(ctx: Context) -> tf.Tensor:
         x = ctx.layer(layer)
         batch = tf.shape(x)[0]
-        flat = tf.reshape(x, [batch, -1, x.shape[-1]])
-        grams = tf.matmul(flat, flat, transpose_a=True)
-        grams = tf.math.l2_normalize(tf.reshape(grams, [batch, -1]), -1, 1e-10)
-        similarity = tf.matmul(grams, grams, transpose_b=True)  # (B, B)
+        similarity = gram_similarity(x)
         off_diagonal = tf.reduce_sum(similarity) - tf.linalg.trace(similarity)
         return -off_diagonal / tf.cast(batch, tf.float32)
 
@@ -456,101 +384,12 @@ def diversity(layer: Any) -> Objective:
     )
 
 
-# -- image regularisers (penalties, already negated) ---------------------------
-def alpha_minimality(weight: float = 1.0) -> Objective:
-    """`-weight * mean(alpha)` per image: prefer transparent images."""
-    weight = check_non_negative_float(weight, "weight")
+def _constructors() -> dict[str, Callable[..., Objective]]:
+    """`{name: constructor}` for `Objective.from_config`: this module's
+    objectives and the regularisers (imported here: they import this module)."""
+    from keras_interp.synthesis.regularizers import REGULARIZERS
 
-    def fn(ctx: Context) -> tf.Tensor:
-        if ctx.images.shape[-1] != 4:
-            raise ValueError(
-                "alpha_minimality() needs an alpha channel: use a param with "
-                f"alpha=True. Received: images.shape={tuple(ctx.images.shape)}"
-            )
-        return -weight * _per_image(ctx.images[..., 3])
-
-    return Objective(
-        fn,
-        f"alpha_minimality({weight:g})",
-        config=_config("alpha_minimality", weight=weight),
-    )
-
-
-def l1(weight: float = 1.0, *, constant: float = 0.0) -> Objective:
-    """`-weight * sum |x - constant|` over each image's colour channels
-    (dnnbrain's L1 with `constant=0`)."""
-    weight = check_non_negative_float(weight, "weight")
-
-    def fn(ctx: Context) -> tf.Tensor:
-        deviation = tf.abs(_colour(ctx.images) - constant)
-        return -weight * _per_image(deviation, tf.reduce_sum)
-
-    return Objective(
-        fn,
-        f"l1({weight:g})",
-        config=_config("l1", weight=weight, constant=float(constant)),
-    )
-
-
-def l2(weight: float = 1.0, *, constant: float = 0.0) -> Objective:
-    """`-weight * sqrt(sum (x - constant)^2)` per image: dnnbrain's L2 (the
-    norm, not its square)."""
-    weight = check_non_negative_float(weight, "weight")
-
-    def fn(ctx: Context) -> tf.Tensor:
-        sq = _per_image(tf.square(_colour(ctx.images) - constant), tf.reduce_sum)
-        return -weight * tf.sqrt(sq + 1e-12)
-
-    config = _config("l2", weight=weight, constant=float(constant))
-    return Objective(fn, f"l2({weight:g})", config=config)
-
-
-def _differences(images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    x = _colour(images)
-    return x[:, 1:, :, :] - x[:, :-1, :, :], x[:, :, 1:, :] - x[:, :, :-1, :]
-
-
-def total_variation(weight: float = 1.0) -> Objective:
-    """`-weight * (sum |x[i+1, j] - x[i, j]| + sum |x[i, j+1] - x[i, j]|)` per
-    image, over colour channels (anisotropic, as dnnbrain and
-    `tf.image.total_variation`)."""
-    weight = check_non_negative_float(weight, "weight")
-
-    def fn(ctx: Context) -> tf.Tensor:
-        dy, dx = _differences(ctx.images)
-        total = tf.reduce_sum(tf.abs(dy), [1, 2, 3])
-        return -weight * (total + tf.reduce_sum(tf.abs(dx), [1, 2, 3]))
-
-    return Objective(
-        fn,
-        f"total_variation({weight:g})",
-        config=_config("total_variation", weight=weight),
-    )
-
-
-def high_frequency(weight: float = 1.0) -> Objective:
-    """`-weight * (mean dy^2 + mean dx^2)` per image: the energy of
-    neighbouring-pixel differences, a high-pass filter's output power.
-
-    Means, not sums, so the weight does not depend on the image size (Leap's
-    `hf_weight`).
-    """
-    weight = check_non_negative_float(weight, "weight")
-
-    def fn(ctx: Context) -> tf.Tensor:
-        dy, dx = _differences(ctx.images)
-        return -weight * (_per_image(tf.square(dy)) + _per_image(tf.square(dx)))
-
-    return Objective(
-        fn,
-        f"high_frequency({weight:g})",
-        config=_config("high_frequency", weight=weight),
-    )
-
-
-CONSTRUCTORS = {
-    f.__name__: f
-    for f in (
+    objectives = (
         class_logit,
         class_probability,
         channel,
@@ -558,10 +397,5 @@ CONSTRUCTORS = {
         layer_objective,
         direction,
         diversity,
-        alpha_minimality,
-        l1,
-        l2,
-        total_variation,
-        high_frequency,
     )
-}
+    return {f.__name__: f for f in objectives + REGULARIZERS}

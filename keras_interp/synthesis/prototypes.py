@@ -26,15 +26,17 @@ from keras_interp._validation import (
     received,
 )
 from keras_interp.inspection.graph import has_graph, iter_layers, output_shape
+from keras_interp.synthesis.context import Context
 from keras_interp.synthesis.isolation import (
     channels_first_model,
     check_baseline,
     initial_image,
     logits_function,
 )
-from keras_interp.synthesis.objectives import Context, Objective, high_frequency
+from keras_interp.synthesis.objectives import Objective, gram_similarity
 from keras_interp.synthesis.param import Param, fourier_image, pixel_image
-from keras_interp.synthesis.render import render
+from keras_interp.synthesis.regularizers import high_frequency
+from keras_interp.synthesis.rendering import render
 from keras_interp.synthesis.transforms import blur, compose, gaussian_blur, preset
 
 
@@ -88,16 +90,6 @@ def feature_layer(model: Any) -> str | None:
         if shape is not None and len(shape) == 4:
             found = path
     return found
-
-
-def gram_similarity(features: tf.Tensor) -> tf.Tensor:
-    """Cosine similarity `(B, B)` of the images' Gram matrices (lucid's
-    diversity measure); `features` is `(B, H, W, C)`."""
-    b = tf.shape(features)[0]
-    flat = tf.reshape(features, (b, -1, features.shape[-1]))
-    grams = tf.matmul(flat, flat, transpose_a=True)
-    grams = tf.math.l2_normalize(tf.reshape(grams, (b, -1)), -1, 1e-10)
-    return tf.matmul(grams, grams, transpose_b=True)
 
 
 def _objective(targets, groups, weights: dict, layer, alpha: bool) -> Objective:

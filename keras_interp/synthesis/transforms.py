@@ -8,15 +8,14 @@ agree to float rounding, ~1e-6, and repeat bit for bit within one mode), and
 `render` makes each step's seed from `(seed, step)`. Transforms never mutate
 anything; `compose` chains them, giving each its own derived seed.
 
-Padding and fill modes use numpy's names: `"constant"`, `"reflect"` (mirror
-about the edge pixel, `d c b | a b c d`), `"symmetric"` (mirror including it,
-`c b a | a b c d`) and `"edge"` (repeat the edge pixel).
+Padding and fill modes use numpy's names: `"constant"`, `"reflect"`,
+`"symmetric"` and `"edge"` (see `geometry`, which does the resampling).
 
 Geometric transforms (`random_scale`, `random_rotate`, `random_affine`) keep
-the image size: they resample about the centre with bilinear interpolation, so
-every optimisation step has the same shapes (one compiled step, XLA). lucid's
-`random_scale` resized the image instead; for models with global pooling the
-two agree up to the border.
+the image size: they resample about the centre with bilinear interpolation
+(`geometry.warp`), so every optimisation step has the same shapes (one
+compiled step, XLA). lucid's `random_scale` resized the image instead; for
+models with global pooling the two agree up to the border.
 """
 
 from __future__ import annotations
@@ -35,9 +34,14 @@ from keras_interp._validation import (
     received,
 )
 from keras_interp.methods._base import _mix
+from keras_interp.synthesis.geometry import (
+    MODES,
+    affine_inverse,
+    pad_axis,
+    warp,
+)
 
 Transform = Callable[[tf.Tensor, Any], tf.Tensor]
-MODES = ("constant", "reflect", "symmetric", "edge")
 
 
 # -- seeds and random numbers -------------------------------------------------
@@ -77,39 +81,6 @@ def _choice(seed: Any, values: Sequence[float], batch: Any) -> tf.Tensor:
     table = tf.constant(np.asarray(values, np.float32))
     index = tf.cast(uniform(seed, [batch]) * len(values), tf.int32)
     return tf.gather(table, tf.minimum(index, len(values) - 1))
-
-
-# -- index and coordinate folding for boundary modes ----------------------------
-def _fold(coords: tf.Tensor, size: Any, mode: str) -> tf.Tensor:
-    """Map coordinates (float or int) outside [0, size - 1] inside, per `mode`
-    (`"constant"` maps like `"edge"`; the caller masks)."""
-    size = tf.cast(size, coords.dtype)
-    last = size - 1
-    if mode == "reflect":
-        period = tf.maximum(2 * last, 1)
-        coords = tf.math.floormod(coords, period)
-        coords = tf.where(coords > last, period - coords, coords)
-    elif mode == "symmetric":
-        half = tf.cast(0.5, coords.dtype) if coords.dtype.is_floating else 0
-        shifted = tf.math.floormod(coords + half, 2 * size)
-        coords = tf.where(shifted >= size, 2 * size - shifted, shifted) - half
-        if not coords.dtype.is_floating:
-            coords = tf.where(shifted >= size, coords - 1, coords)
-    return tf.clip_by_value(coords, tf.zeros_like(last), last)
-
-
-def _pad_axis(x: tf.Tensor, axis: int, before: int, after: int, mode: str, value):
-    """Pad one spatial axis of `x` by gathering folded indices."""
-    size = tf.shape(x)[axis]
-    coords = tf.range(-before, size + after)
-    x_padded = tf.gather(x, _fold(coords, size, mode), axis=axis)
-    if mode != "constant":
-        return x_padded
-    inside = tf.logical_and(coords >= 0, coords < size)
-    shape = [1, 1, 1, 1]
-    shape[axis] = -1
-    inside = tf.reshape(inside, shape)
-    return tf.where(inside, x_padded, tf.cast(value, x.dtype))
 
 
 # -- transforms ------------------------------------------------------------------
@@ -166,8 +137,8 @@ def pad(width: int, mode: str = "constant", value: float = 0.5) -> Transform:
     value = float(value)
 
     def padded(images: tf.Tensor, seed: Any = None) -> tf.Tensor:
-        images = _pad_axis(images, 1, width, width, mode, value)
-        return _pad_axis(images, 2, width, width, mode, value)
+        images = pad_axis(images, 1, width, width, mode, value)
+        return pad_axis(images, 2, width, width, mode, value)
 
     return padded
 
@@ -195,62 +166,6 @@ def jitter(d: int) -> Transform:
     return jittered
 
 
-def warp(
-    images: tf.Tensor, inverse: tf.Tensor, *, mode: str = "reflect", value=0.5
-) -> tf.Tensor:
-    """Resample images by affine maps about their centres (bilinear).
-
-    Args:
-        images: float `(B, H, W, C)`.
-        inverse: `(B, 2, 3)`: output pixel `(y, x)` (relative to the centre)
-            reads input `inverse[:, :, :2] @ (y, x) + inverse[:, :, 2]`.
-        mode: how points outside the image are read (see module doc).
-        value: the fill value of `"constant"`.
-
-    Returns:
-        float `(B, H, W, C)`.
-    """
-    shape = tf.shape(images)
-    height, width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
-    cy, cx = (height - 1) / 2, (width - 1) / 2
-    yy, xx = tf.meshgrid(
-        tf.range(height) - cy, tf.range(width) - cx, indexing="ij"
-    )  # (H, W)
-    grid = tf.stack([yy, xx, tf.ones_like(yy)], -1)  # (H, W, 3)
-    source = tf.einsum("hwk,bjk->bhwj", grid, inverse) + tf.stack([cy, cx])
-    top = tf.floor(source)
-    frac = source - top
-    top = tf.cast(top, tf.int32)
-    result = 0.0
-    for dy in (0, 1):
-        for dx in (0, 1):
-            corner = top + tf.constant([dy, dx])
-            rows = _fold(corner[..., 0], shape[1], mode)
-            cols = _fold(corner[..., 1], shape[2], mode)
-            pixels = tf.gather_nd(images, tf.stack([rows, cols], -1), batch_dims=1)
-            if mode == "constant":
-                inside = (
-                    (corner[..., 0] >= 0)
-                    & (corner[..., 0] < shape[1])
-                    & (corner[..., 1] >= 0)
-                    & (corner[..., 1] < shape[2])
-                )
-                pixels = tf.where(inside[..., None], pixels, value)
-            wy = frac[..., 0] if dy else 1 - frac[..., 0]
-            wx = frac[..., 1] if dx else 1 - frac[..., 1]
-            result += pixels * (wy * wx)[..., None]
-    return result
-
-
-def _inverse(angle: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor) -> tf.Tensor:
-    """Inverse affine maps `(B, 2, 3)` of a rotation by `angle` radians
-    (counter-clockwise), a zoom by `scale` and a shift `(B, 2)` in pixels."""
-    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
-    rows = tf.stack([tf.stack([cos, sin], -1), tf.stack([-sin, cos], -1)], 1)
-    offset = -tf.einsum("bij,bj->bi", rows, shift)
-    return tf.concat([rows, offset[..., None]], -1)
-
-
 def _no_shift(images: tf.Tensor) -> tf.Tensor:
     return tf.zeros([tf.shape(images)[0], 2])
 
@@ -271,7 +186,7 @@ def random_scale(scales: Sequence[float], *, mode: str = "reflect") -> Transform
 
     def scaled(images: tf.Tensor, seed: Any) -> tf.Tensor:
         scale = _choice(seed, scales, tf.shape(images)[0])
-        inverse = _inverse(tf.zeros_like(scale), scale, _no_shift(images))
+        inverse = affine_inverse(tf.zeros_like(scale), scale, _no_shift(images))
         return warp(images, inverse, mode=mode)
 
     return scaled
@@ -295,7 +210,7 @@ def random_rotate(
 
     def rotated(images: tf.Tensor, seed: Any) -> tf.Tensor:
         angle = _choice(seed, angles, tf.shape(images)[0]) * (math.pi / 180)
-        inverse = _inverse(angle, tf.ones_like(angle), _no_shift(images))
+        inverse = affine_inverse(angle, tf.ones_like(angle), _no_shift(images))
         return warp(images, inverse, mode=mode)
 
     return rotated
@@ -332,7 +247,7 @@ def random_affine(
         zoom = low + (high - low) * u[:, 1]
         size = tf.cast(tf.stack([shape[1], shape[2]]), tf.float32)
         shift = (2 * u[:, 2:] - 1) * translate * size
-        return warp(images, _inverse(angle, zoom, shift), mode=mode)
+        return warp(images, affine_inverse(angle, zoom, shift), mode=mode)
 
     return transformed
 
@@ -366,8 +281,8 @@ def gaussian_blur(
     shape = tf.shape(images)
     x = tf.transpose(images, [0, 3, 1, 2])
     x = tf.reshape(x, [-1, shape[1], shape[2], 1])
-    x = _pad_axis(x, 1, radius, radius, mode, 0.0)
-    x = _pad_axis(x, 2, radius, radius, mode, 0.0)
+    x = pad_axis(x, 1, radius, radius, mode, 0.0)
+    x = pad_axis(x, 2, radius, radius, mode, 0.0)
     x = tf.nn.conv2d(x, tf.reshape(kernel, [-1, 1, 1, 1]), 1, "VALID")
     x = tf.nn.conv2d(x, tf.reshape(kernel, [1, -1, 1, 1]), 1, "VALID")
     x = tf.reshape(x, [shape[0], shape[3], shape[1], shape[2]])

@@ -7,11 +7,11 @@ batch 2, indices of shape (2, 1); logits (2, 1) and maps (2, 64, 64, 1).
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras
 import keras_interp as ki
 from keras_interp import methods
 from keras_interp.inspection import expose, get_logits_layer, layers_with_biases

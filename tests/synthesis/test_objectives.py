@@ -1,5 +1,5 @@
-"""Objectives: algebra, immutability, and each constructor on a hand-built
-context."""
+"""Objectives and regularisers: algebra, immutability, and each constructor on
+a hand-built context."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import pytest
 import tensorflow as tf
 
 from keras_interp.synthesis import objectives as O
-from keras_interp.synthesis.objectives import Context, Objective
+from keras_interp.synthesis import regularizers as R
+from keras_interp.synthesis.context import Context
+from keras_interp.synthesis.objectives import Objective
 
 RNG = np.random.default_rng(0)
 ACTS = RNG.normal(size=(2, 4, 5, 3)).astype(np.float32)
@@ -77,7 +79,7 @@ def test_immutable():
 
 
 def test_config_round_trip():
-    objective = 2 * O.channel("conv", 1, reduce="max") - O.total_variation(0.1)
+    objective = 2 * O.channel("conv", 1, reduce="max") - R.total_variation(0.1)
     objective = -(objective + O.direction("conv", [1.0, 0.0, 0.0])) / 3
     rebuilt = Objective.from_config(objective.get_config())
     np.testing.assert_allclose(value(rebuilt), value(objective), rtol=1e-5)
@@ -175,47 +177,79 @@ RGB = IMAGES[..., :3]
 
 def test_alpha_minimality():
     np.testing.assert_allclose(
-        value(O.alpha_minimality(2.0)), -2 * IMAGES[..., 3].mean((1, 2)), rtol=1e-5
+        value(R.alpha_minimality(2.0)), -2 * IMAGES[..., 3].mean((1, 2)), rtol=1e-5
     )
 
 
 def test_l1_l2():
     np.testing.assert_allclose(
-        value(O.l1(0.5)), -0.5 * np.abs(RGB).sum((1, 2, 3)), rtol=1e-5
+        value(R.l1(0.5)), -0.5 * np.abs(RGB).sum((1, 2, 3)), rtol=1e-5
     )
     np.testing.assert_allclose(
-        value(O.l1(constant=0.5)), -np.abs(RGB - 0.5).sum((1, 2, 3)), rtol=1e-5
+        value(R.l1(constant=0.5)), -np.abs(RGB - 0.5).sum((1, 2, 3)), rtol=1e-5
     )
     np.testing.assert_allclose(
-        value(O.l2(2.0)), -2 * np.sqrt((RGB**2).sum((1, 2, 3))), rtol=1e-5
+        value(R.l2(2.0)), -2 * np.sqrt((RGB**2).sum((1, 2, 3))), rtol=1e-5
     )
 
 
 def test_total_variation_matches_tf():
     expected = tf.image.total_variation(tf.constant(RGB)).numpy()
     np.testing.assert_allclose(
-        value(O.total_variation(0.1)), -0.1 * expected, rtol=1e-5
+        value(R.total_variation(0.1)), -0.1 * expected, rtol=1e-5
     )
     dy = np.abs(np.diff(RGB, axis=1)).sum((1, 2, 3))
     dx = np.abs(np.diff(RGB, axis=2)).sum((1, 2, 3))
-    np.testing.assert_allclose(value(O.total_variation()), -(dy + dx), rtol=1e-5)
+    np.testing.assert_allclose(value(R.total_variation()), -(dy + dx), rtol=1e-5)
 
 
 def test_high_frequency():
     dy = (np.diff(RGB, axis=1) ** 2).mean((1, 2, 3))
     dx = (np.diff(RGB, axis=2) ** 2).mean((1, 2, 3))
-    np.testing.assert_allclose(value(O.high_frequency(3.0)), -3 * (dy + dx), rtol=1e-5)
+    np.testing.assert_allclose(value(R.high_frequency(3.0)), -3 * (dy + dx), rtol=1e-5)
     flat = Context(images=np.full((1, 5, 5, 3), 0.3, np.float32))
-    assert value(O.high_frequency(), flat) == pytest.approx(0.0)
+    assert value(R.high_frequency(), flat) == pytest.approx(0.0)
 
 
 def test_regularisers_ignore_alpha_channel():
     opaque, clear = IMAGES.copy(), IMAGES.copy()
     opaque[..., 3], clear[..., 3] = 1.0, 0.0
-    for reg in (O.l1(), O.l2(), O.total_variation(), O.high_frequency()):
+    for reg in (R.l1(), R.l2(), R.total_variation(), R.high_frequency()):
         np.testing.assert_allclose(
             value(reg, context(opaque)), value(reg, context(clear)), rtol=1e-5
         )
+
+
+def test_regularisers_with_one_colour_channel_and_alpha():
+    grey = IMAGES[..., 2:]  # one colour channel and an alpha channel
+    ctx, colour = Context(images=grey, alpha=True), grey[..., :1]
+    np.testing.assert_allclose(
+        value(R.alpha_minimality(2.0), ctx), -2 * grey[..., 1].mean((1, 2)), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        value(R.l1(), ctx), -np.abs(colour).sum((1, 2, 3)), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        value(R.l2(), ctx), -np.sqrt((colour**2).sum((1, 2, 3))), rtol=1e-5
+    )
+    expected = tf.image.total_variation(tf.constant(colour)).numpy()
+    np.testing.assert_allclose(value(R.total_variation(), ctx), -expected, rtol=1e-5)
+    dy = (np.diff(colour, axis=1) ** 2).mean((1, 2, 3))
+    dx = (np.diff(colour, axis=2) ** 2).mean((1, 2, 3))
+    np.testing.assert_allclose(value(R.high_frequency(), ctx), -(dy + dx), rtol=1e-5)
+    # Without `alpha`, two channels are both colour, as four are with alpha=False.
+    plain = Context(images=grey)
+    np.testing.assert_allclose(
+        value(R.l1(), plain), -np.abs(grey).sum((1, 2, 3)), rtol=1e-5
+    )
+    with pytest.raises(ValueError, match="needs an alpha channel"):
+        value(R.alpha_minimality(), plain)
+    opaque = Context(images=IMAGES, alpha=False)
+    np.testing.assert_allclose(
+        value(R.l1(), opaque), -np.abs(IMAGES).sum((1, 2, 3)), rtol=1e-5
+    )
+    with pytest.raises(ValueError, match="needs at least one colour channel"):
+        Context(images=IMAGES[..., :1], alpha=True)
 
 
 # -- errors --------------------------------------------------------------------
@@ -226,7 +260,7 @@ def test_errors():
     with pytest.raises(ValueError, match="logits were not computed"):
         value(O.class_logit(0), ctx)
     with pytest.raises(ValueError, match="needs an alpha channel"):
-        value(O.alpha_minimality(), context(IMAGES[..., :3]))
+        value(R.alpha_minimality(), context(IMAGES[..., :3]))
     with pytest.raises(ValueError, match="`vector` has 4 values"):
         value(O.direction("conv", np.ones(4)))
     with pytest.raises(ValueError, match="`vector` must be finite"):
@@ -244,7 +278,7 @@ def test_errors():
     with pytest.raises(ValueError, match="needs a spatial layer"):
         value(O.neuron("block/dense", 0))
     with pytest.raises(ValueError, match="`weight` must be a finite non-negative"):
-        O.total_variation(-1.0)
+        R.total_variation(-1.0)
     with pytest.raises(TypeError, match="A layer reference must be"):
         O.channel(1.5, 0)
     with pytest.raises(TypeError, match="unsupported operand"):

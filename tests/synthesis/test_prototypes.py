@@ -8,13 +8,13 @@ import pytest
 from leap_toy import BACKGROUND, NAMES, trained_model
 
 from keras_interp.inspection import expose
-from keras_interp.synthesis.entanglement import entanglement
+from keras_interp.synthesis.class_entanglement import entanglement
 from keras_interp.synthesis.leap import generate
+from keras_interp.synthesis.objectives import gram_similarity
 from keras_interp.synthesis.prototypes import (
     class_prototypes,
     equalise,
     feature_layer,
-    gram_similarity,
 )
 
 BASE = {

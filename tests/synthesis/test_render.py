@@ -139,6 +139,21 @@ def test_alpha_param_and_alpha_minimality():
     assert sparse.images[..., 3].mean() < plain.images[..., 3].mean() - 0.1
 
 
+def test_alpha_minimality_with_one_colour_channel():
+    inputs = keras.Input((SIZE, SIZE, 1))
+    x = conv(4, "conv", 0)(inputs)
+    grey = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x))
+    objective = syn.channel("conv", 1)
+
+    def run(obj):
+        param = syn.pixel_image((1, SIZE, SIZE, 1), alpha=True, init=0.5)
+        return quick(grey, obj, param, steps=40, transforms=[])
+
+    plain, sparse = run(objective), run(objective + 2.0 * syn.alpha_minimality())
+    assert plain.images.shape == (1, SIZE, SIZE, 2)
+    assert sparse.images[..., 1].mean() < plain.images[..., 1].mean() - 0.1
+
+
 def test_alpha_fixed_background():
     param = syn.pixel_image((1, SIZE, SIZE, 3), alpha=True, init=0.5)
     # With a black background and a bright-image objective, alpha rises.

@@ -19,7 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_interp._validation import check_one_of, check_positive_int, received
-from keras_interp.synthesis.objectives import Context, Objective, layer_key
+from keras_interp.synthesis.context import Context, layer_key
+from keras_interp.synthesis.objectives import Objective
 from keras_interp.synthesis.param import Param, fourier_image
 from keras_interp.synthesis.transforms import (
     as_seed,
@@ -300,7 +301,8 @@ def render(
             if size is not None and tuple(model_input.shape[1:3]) != size:
                 model_input = tf.image.resize(model_input, size)
             logits, acts = forward(model_input)
-            value = objective(Context(images, x, acts, logits, step))
+            context = Context(images, x, acts, logits, step, alpha=param.alpha)
+            value = objective(context)
             total = tf.reduce_mean(value)
             loss = -total
         grads = tape.gradient(loss, variables)
