@@ -94,19 +94,3 @@ full_gradients = _shortcut("full_gradients")
 guided_gradients = _shortcut("guided_gradients")
 occlusion = _shortcut("occlusion")
 rise = _shortcut("rise")
-
-SHORTCUTS = (
-    "cam",
-    "gradcam",
-    "gradcampp",
-    "scorecam",
-    "layercam",
-    "gradients",
-    "saliency",
-    "input_x_gradient",
-    "integrated_gradients",
-    "full_gradients",
-    "guided_gradients",
-    "occlusion",
-    "rise",
-)

@@ -5,57 +5,23 @@ from __future__ import annotations
 import gc
 import weakref
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from engine_helpers import (
+    H,
+    W,
+    conv_model,
+    images,
+    input_gradient,
+    pooled_gradient,
+    units,
+)
 
 from keras_interp.engine import clear_cache, compiled_function, explain
 from keras_interp.engine import compiled as compiled_module
-from keras_interp.inspection.units import gather_units
-
-H, W, C, K = 6, 4, 2, 5  # Image height, width, channels; number of logits.
-
 
 # Methods and models whose answers are known (as in test_explain.py).
-
-
-def input_gradient(model, inputs, indices=None, *, spatial_axis=(-3, -2)):
-    """Gradient of each selected logit w.r.t. the inputs, summed over channels."""
-    with tf.GradientTape(watch_accessed_variables=False) as tape:
-        tape.watch(inputs)
-        logits = gather_units(model(inputs, training=False), indices)
-    jacobian = tape.batch_jacobian(logits, inputs)  # (B, L, H, W, C)
-    return logits, tf.einsum("blhwc->bhwl", jacobian)
-
-
-def pooled_gradient(model, inputs, indices=None, *, spatial_axis=(-3, -2), pool=2):
-    """`input_gradient` averaged over `pool`x`pool` blocks: low-resolution maps."""
-    logits, maps = input_gradient(model, inputs, indices)
-    return logits, tf.nn.avg_pool2d(maps, pool, pool, "VALID")
-
-
-def conv_model(seed=0):
-    """A small non-linear model: the gradient depends on the input."""
-    init = keras.initializers.GlorotUniform(seed=seed)
-    return keras.Sequential(
-        [
-            keras.Input((H, W, C)),
-            keras.layers.Conv2D(
-                3, 3, padding="same", activation="tanh", kernel_initializer=init
-            ),
-            keras.layers.Flatten(),
-            keras.layers.Dense(K, kernel_initializer=init),
-        ]
-    )
-
-
-def images(n, seed=1, dtype="float32"):
-    return np.random.default_rng(seed).normal(size=(n, H, W, C)).astype(dtype)
-
-
-def units(n, width=1, seed=2):
-    return np.random.default_rng(seed).integers(0, K, size=(n, width)).astype("int32")
 
 
 @pytest.fixture(scope="module")
