@@ -123,10 +123,15 @@ def floors(model, exposed, x, y, repeats):
         return logits, activations, tape.gradient(total, activations)
 
     xt, yt = tf.constant(x), tf.constant(y)
+    runs = {
+        "forward": lambda: forward(xt).numpy(),
+        "grad": lambda: [t.numpy() for t in to_input(xt, yt)],
+        "cam": lambda: [t.numpy() for t in to_layer(xt, yt)],
+    }
+    for run in runs.values():  # trace once, outside the timings
+        run()
     return {
-        "forward": timed(lambda: forward(xt).numpy(), repeats)[1],
-        "grad": timed(lambda: [t.numpy() for t in to_input(xt, yt)], repeats)[1],
-        "cam": timed(lambda: [t.numpy() for t in to_layer(xt, yt)], repeats)[1],
+        kind: (lambda run=run: timed(run, repeats)[1]) for kind, run in runs.items()
     }
 
 
@@ -148,9 +153,9 @@ def run_model(model_name: str, methods: list[str], repeats: int, use_peers: bool
     exposed = ki.expose(model, arguments=layer)
     floor = floors(model, exposed, x, y, repeats)
     print(
-        f"\n## {model_name} (batch 8, 224x224): "
-        f"floors forward {floor['forward']:.3f} s, "
-        f"backward to input {floor['grad']:.3f} s, to {layer} {floor['cam']:.3f} s"
+        f"\n## {model_name} (batch 8, 224x224): floors (re-timed before each "
+        f"method) forward {floor['forward']():.3f} s, backward to input "
+        f"{floor['grad']():.3f} s, to {layer} {floor['cam']():.3f} s"
     )
     peer_makers = find_peers(SETTINGS) if use_peers else {}
     header = "| method | first call s | median s | floor ratio |"
@@ -169,7 +174,9 @@ def run_model(model_name: str, methods: list[str], repeats: int, use_peers: bool
             return ki.explain(method, subject, x, y, batch_size=8, verbose=0, **options)
 
         first, median = timed(ours, repeats)
-        ratio = median / (passes * floor[floor_kind])
+        # The floor is timed again next to the method, so that a change of
+        # machine load during the run does not skew the ratio.
+        ratio = median / (passes * floor[floor_kind]())
         row = f"| {name} | {first:.2f} | {median:.3f} | "
         row += f"{ratio:.2f} x {passes}x{floor_kind} |"
         for adapters in peer_makers.values():
