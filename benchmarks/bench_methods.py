@@ -47,7 +47,8 @@ from keras_interp.shortcuts import prepare  # noqa: E402
 SETTINGS = {"samples": 20, "window": 56, "stride": 28, "masks": 200, "channels": 64}
 
 #: name -> (spec, explain options, floor, passes): the floor is "grad" (to the
-#: input) or "cam" (to the layer) or "forward"; passes multiply the floor.
+#: input), "cam" (to the layer), "full" (to the input and every biased layer)
+#: or "forward"; passes multiply the floor.
 METHODS = {
     "cam": ("cam", {}, "forward", 1),
     "gradcam": ("gradcam", {}, "cam", 1),
@@ -69,7 +70,7 @@ METHODS = {
         SETTINGS["samples"],
     ),
     "guided_gradients": ("guided_gradients", {}, "grad", 1),
-    "full_gradients": ("full_gradients", {}, "grad", 1),
+    "full_gradients": ("full_gradients", {}, "full", 1),
     "occlusion": (
         "occlusion",
         {"window": (SETTINGS["window"],) * 2, "stride": (SETTINGS["stride"],) * 2},
@@ -103,6 +104,7 @@ def timed(fn, repeats: int) -> tuple[float, float]:
 
 
 def floors(model, exposed, x, y, repeats):
+    full = prepare(model, "full_gradients")
     forward = tf.function(lambda x: model(x, training=False))
 
     @tf.function
@@ -122,8 +124,18 @@ def floors(model, exposed, x, y, repeats):
         # forward pass is not pruned away.
         return logits, activations, tape.gradient(total, activations)
 
+    @tf.function
+    def to_biases(x, y):
+        # FullGrad's backward pass: to the input and to every biased layer.
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            logits, *intermediates = full(x, training=False)
+            total = tf.reduce_sum(tf.gather(logits, y, batch_dims=1))
+        return [logits, *tape.gradient(total, [x, *intermediates])]
+
     xt, yt = tf.constant(x), tf.constant(y)
     runs = {
+        "full": lambda: [t.numpy() for t in to_biases(xt, yt)],
         "forward": lambda: forward(xt).numpy(),
         "grad": lambda: [t.numpy() for t in to_input(xt, yt)],
         "cam": lambda: [t.numpy() for t in to_layer(xt, yt)],

@@ -335,11 +335,18 @@ def full_gradients(
         )
     product = channels_last_grads(inputs[:, None] * grad_x, spatial_axis)
     maps = channel_maps(psi(product, SPATIAL_AXIS))
-    for bias, grad in zip(terms, grads):
+    # Bilinear resizing is linear: the terms of one resolution are summed
+    # first and resized once (a few resizes instead of one per layer).
+    by_size: dict[Any, tf.Tensor] = {}
+    for index, (bias, grad) in enumerate(zip(terms, grads)):
         if grad.shape.rank != 5:
             continue  # no spatial map (a Dense output)
         grad = channels_last_grads(grad, spatial_axis)
         term = channel_maps(psi(tf.cast(bias, tf.float32) * grad, SPATIAL_AXIS))
+        size = tuple(term.shape[1:3])
+        key = size if None not in size else index
+        by_size[key] = by_size[key] + term if key in by_size else term
+    for term in by_size.values():
         maps += tf.image.resize(term, tf.shape(maps)[1:3], method="bilinear")
     return logits, maps
 
