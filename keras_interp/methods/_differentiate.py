@@ -84,3 +84,18 @@ def images(inputs: Any, spatial_axis: Sequence[int]) -> tf.Tensor:
     inputs = tf.cast(tf.convert_to_tensor(inputs), tf.float32)
     channels_last(inputs, spatial_axis)  # raises for a bad rank or spatial_axis
     return inputs
+
+
+def input_maps(
+    run: Callable[[tf.Tensor], tf.Tensor],
+    inputs: tf.Tensor,
+    gradient_filter: Callable,
+    spatial_axis: Sequence[int],
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """`(scores, maps)`: the filtered gradient of `run(inputs) -> scores
+    (B, L)` w.r.t. the inputs, averaged over channels into `(B, H, W, L)`."""
+    inputs = images(inputs, spatial_axis)
+    logits, (grads,) = differentiate(lambda x: (run(x), [x]), inputs)
+    return logits, channel_maps(
+        gradient_filter(channels_last_grads(grads, spatial_axis))
+    )

@@ -28,6 +28,7 @@ from keras_interp.methods._differentiate import (
     check_filter,
     differentiate,
     images,
+    input_maps,
     run_overridden,
     select,
 )
@@ -87,12 +88,8 @@ def gradients(
         workshop 2014. arXiv:1312.6034.
     """
     gradient_filter = check_filter(gradient_filter)
-    inputs = images(inputs, spatial_axis)
-    logits, (grads,) = differentiate(
-        lambda x: (scores(model, x, indices)[0], [x]), inputs
-    )
-    return logits, channel_maps(
-        gradient_filter(channels_last_grads(grads, spatial_axis))
+    return input_maps(
+        lambda x: scores(model, x, indices)[0], inputs, gradient_filter, spatial_axis
     )
 
 

@@ -22,7 +22,7 @@ from keras_interp.methods._differentiate import (
     channels_last_grads,
     check_filter,
     differentiate,
-    images,
+    input_maps,
     run_overridden,
     select,
 )
@@ -87,13 +87,11 @@ def guided_gradients(
     """
     gradient_filter = check_filter(gradient_filter)
     _check_guidable(model, "guided_gradients")
-    inputs = images(inputs, spatial_axis)
-    logits, (grads,) = differentiate(
-        lambda x: (select(run_overridden(model, x, guided_override)[0], indices), [x]),
+    return input_maps(
+        lambda x: select(run_overridden(model, x, guided_override)[0], indices),
         inputs,
-    )
-    return logits, channel_maps(
-        gradient_filter(channels_last_grads(grads, spatial_axis))
+        gradient_filter,
+        spatial_axis,
     )
 
 

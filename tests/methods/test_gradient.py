@@ -16,6 +16,7 @@ from keras_interp.methods.gradient import (
     integrated_gradients,
 )
 from keras_interp.testing import models
+from keras_interp.testing.compilation import assert_compiles_alike
 
 
 def _x(batch=2, size=6, seed=0, channels=3):
@@ -278,21 +279,7 @@ def test_eager_equals_tf_function_and_xla(name, units):
     assert method.__name__ == name
     x = _x(2)
     indices = tf.constant([[1, 0], [0, 1]])[:, :units]
-    eager = method(model, x, indices, **options)
-    for jit in (False, True):
-        compiled = tf.function(
-            lambda x, i: method(model, x, i, **options), jit_compile=jit
-        )(x, indices)
-        for got, want in zip(compiled, eager):
-            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-    dynamic = tf.function(
-        lambda x, i: method(model, x, i, **options),
-        input_signature=[
-            tf.TensorSpec((None, 6, 6, 3), tf.float32),
-            tf.TensorSpec((None, None), tf.int32),
-        ],
-    )(x, indices)
-    np.testing.assert_allclose(dynamic[1], eager[1], rtol=1e-5, atol=1e-5)
+    assert_compiles_alike(method, model, x, indices, options)
 
 
 # -------------------------------------------------------------------- errors

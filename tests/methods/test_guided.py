@@ -12,6 +12,7 @@ from keras_interp.inspection import expose, find_layer, iter_layers
 from keras_interp.methods.gradient import gradients
 from keras_interp.methods.guided import guided_gradients, layer_gradients
 from keras_interp.testing import models
+from keras_interp.testing.compilation import assert_compiles_alike
 
 
 def _x(batch=2, size=5, channels=2, seed=0):
@@ -205,21 +206,7 @@ def test_eager_equals_tf_function_and_xla(case):
         method, options = layer_gradients, {"guided": case == "layer_guided"}
     x = _x(2)
     for indices in (tf.constant([[1], [0]]), tf.constant([[1, 0], [0, 1]])):
-        eager = method(model, x, indices, **options)
-        for jit in (False, True):
-            compiled = tf.function(
-                lambda x, i: method(model, x, i, **options), jit_compile=jit
-            )(x, indices)
-            for got, want in zip(compiled, eager):
-                np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-    dynamic = tf.function(
-        lambda x, i: method(model, x, i, **options),
-        input_signature=[
-            tf.TensorSpec((None, 5, 5, 2), tf.float32),
-            tf.TensorSpec((None, None), tf.int32),
-        ],
-    )(x, indices)
-    np.testing.assert_allclose(dynamic[1], eager[1], rtol=1e-5, atol=1e-5)
+        assert_compiles_alike(method, model, x, indices, options)
 
 
 def test_channels_first_inputs():
