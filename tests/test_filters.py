@@ -61,3 +61,50 @@ def test_compose_order_axis_and_identity():
     assert whole.min() == 0.0 and whole.max() == 1.0
     with pytest.raises(TypeError, match=r"`filters\[1\]` must be callable"):
         filters.compose(filters.normalize, 3)
+
+
+ALL_FILTERS = [
+    filters.normalize,
+    filters.positive,
+    filters.negative,
+    filters.absolute,
+    filters.positive_normalize,
+    filters.absolute_normalize,
+    filters.negative_normalize,
+]
+
+
+@pytest.mark.parametrize("f", ALL_FILTERS, ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "maps, axis, message",
+    [
+        (np.ones((4, 4)), (-3, -2), "out of range for maps of rank 2"),
+        (np.ones((1, 4, 4, 1)), (1, 4), "out of range for maps of rank 4"),
+        (np.ones((1, 4, 4, 1)), (1, -3), "repeats an axis"),
+        (np.ones((1, 4, 4, 1)), (), "must not be empty"),
+    ],
+)
+def test_bad_rank_or_axes_are_our_error_in_every_mode(f, maps, axis, message):
+    with pytest.raises(ValueError, match=message) as info:
+        f(maps, axis=axis)
+    assert "Received: axis=" in str(info.value)
+    spec = tf.TensorSpec(maps.shape, tf.float32)
+    for jit in (False, True):  # tf.function and XLA: checked while tracing
+        traced = tf.function(lambda x: f(x, axis=axis), jit_compile=jit)
+        with pytest.raises(ValueError, match=message):
+            traced.get_concrete_function(spec)
+
+
+def test_axis_types():
+    maps = np.arange(8, dtype=np.float32).reshape(1, 2, 4, 1)
+    with pytest.raises(TypeError, match="Received: axis='hw'"):
+        filters.normalize(maps, axis="hw")
+    with pytest.raises(TypeError, match="`x` must hold real numbers"):
+        filters.positive(np.array(["a", "b"]))
+    # numpy integers and a single int are axes too; integer maps become float
+    by_numpy = filters.normalize(maps, axis=(np.int64(1), np.int64(2)))
+    np.testing.assert_allclose(by_numpy.numpy().ravel(), np.arange(8) / 7)
+    np.testing.assert_allclose(
+        filters.normalize(maps.astype(np.int32), axis=2).numpy()[0, 1, :, 0],
+        [0, 1 / 3, 2 / 3, 1],
+    )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import pathlib
+import struct
+import zlib
 
 import numpy as np
 import PIL.Image
@@ -297,6 +299,47 @@ def test_unreadable_files_name_the_path(tmp_path):
         load_image(str(tmp_path / "missing.png"))
     with pytest.raises(ValueError, match=r"<file object>"):
         load_image(io.BytesIO(b"garbage"))
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims `width x height` RGB pixels, with no real data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 16))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_decompression_bomb_is_our_error(tmp_path):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_png_header(100_000, 100_000))  # claims 10**10 pixels
+    for source in (path, str(path), io.BytesIO(path.read_bytes())):
+        with pytest.raises(ValueError, match="safety limit") as info:
+            load_image(source)
+        assert isinstance(info.value.__cause__, PIL.Image.DecompressionBombError)
+        assert "MAX_IMAGE_PIXELS" in str(info.value)
+        assert "Received: image=" in str(info.value)
+
+
+def test_every_pil_failure_is_our_error(tmp_path, chelsea_png):
+    data = chelsea_png.read_bytes()
+    cases = {
+        "truncated.png": data[: len(data) // 3],
+        "header_only.png": data[:40],
+        "bad_header.png": _png_header(4, 4)[:20] + b"\x00" * 40,
+        "empty.png": b"",
+    }
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match=f"Could not read an image from .*{name}"):
+            load_image(tmp_path / name)
 
 
 def test_bad_size_and_mode():

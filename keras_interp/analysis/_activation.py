@@ -70,7 +70,7 @@ class ChannelActivation:
     """The map of channel `channel` of `layer`, or the value of one of its units.
 
     Builds `expose(model, arguments=layer, outputs=[])` once and runs it on
-    batches of float images in [0, 1], passed through `preprocess` first.
+    batches of float images in [0, 1], passed through `preprocessing` first.
 
     Args:
         model: a functional or Sequential Keras model (nested layers allowed).
@@ -96,10 +96,10 @@ class ChannelActivation:
         channel: int,
         *,
         unit: tuple[int, int] | None = None,
-        preprocess: Callable[[np.ndarray], Any] | None = None,
+        preprocessing: Callable[[np.ndarray], Any] | None = None,
         batch_size: int = 32,
     ) -> None:
-        self.layer = find_layer(model, layer)
+        self.layer = find_layer(model, layer, arg="layer")
         self.channel = check_positive_int(channel, "channel", allow_zero=True)
         self.preprocess = (
             None if preprocess is None else check_callable(preprocess, "preprocess")
@@ -194,7 +194,7 @@ def channel_activation(
     *,
     unit: tuple[int, int] | None = None,
     criterion: str = "mean",
-    preprocess: Callable[[np.ndarray], Any] | None = None,
+    preprocessing: Callable[[np.ndarray], Any] | None = None,
     batch_size: int = 32,
 ) -> np.ndarray:
     """The activation of a channel (or unit) of a layer for a batch of images.
@@ -213,7 +213,7 @@ def channel_activation(
             any form `load_image` accepts.
         unit: `(row, col)` of one unit of the channel map, from 0.
         criterion: how the map is reduced, one of `CRITERIA`.
-        preprocess: maps a float batch in [0, 1] to the model's input range;
+        preprocessing: maps a float batch in [0, 1] to the model's input range;
             `None` feeds the images unchanged.
         batch_size: images per forward pass.
 
@@ -235,6 +235,11 @@ def channel_activation(
     criterion = check_criterion(criterion, "criterion")
     batch = load_images(images)
     probe = ChannelActivation(
-        model, layer, channel, unit=unit, preprocess=preprocess, batch_size=batch_size
+        model,
+        layer,
+        channel,
+        unit=unit,
+        preprocessing=preprocessing,
+        batch_size=batch_size,
     )
     return probe(batch, criterion)

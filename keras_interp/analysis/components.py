@@ -130,7 +130,7 @@ def minimal_component_image(
     activation_criterion: str = "max",
     search_criterion: str = "max",
     unit: tuple[int, int] | None = None,
-    preprocess: Callable[[np.ndarray], Any] | None = None,
+    preprocessing: Callable[[np.ndarray], Any] | None = None,
     fit_ratio: float = 0.9,
     search_limit: int | None = None,
     seed: int = 0,
@@ -164,7 +164,7 @@ def minimal_component_image(
         activation_criterion: `"max"`, `"mean"`, `"median"`, `"L1"` or `"L2"`.
         search_criterion: `"max"` or `"fitting curve"`.
         unit: `(row, col)` of one unit of the channel map.
-        preprocess: maps a float batch `(N, H, W, 3)` in [0, 1] to the model's
+        preprocessing: maps a float batch `(N, H, W, 3)` in [0, 1] to the model's
             input range; `None` feeds the images unchanged.
         fit_ratio: the fraction of the fitted rise `"fitting curve"` must
             reach, in (0, 1].
@@ -201,7 +201,12 @@ def minimal_component_image(
         activation_criterion, search_criterion, fit_ratio, search_limit
     )
     probe = ChannelActivation(
-        model, layer, channel, unit=unit, preprocess=preprocess, batch_size=batch_size
+        model,
+        layer,
+        channel,
+        unit=unit,
+        preprocessing=preprocessing,
+        batch_size=batch_size,
     )
     mean, components = component_decompose(
         image, method, n_components=n_components, patch_size=patch_size, seed=seed

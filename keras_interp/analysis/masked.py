@@ -36,7 +36,7 @@ class MaskedImageResult:
 
     Attributes:
         image: the masked image, float32 `(H, W, 3)` in [0, 1], before
-            `preprocess` (grey repeated on 3 channels unless `grayscale=False`).
+            `preprocessing` (grey repeated on 3 channels unless `grayscale=False`).
         mask: the binary mask `(H, W)` of the returned image.
         soft_mask: the blurred mask `(H, W)` in [0, 1] that was applied.
         activation: the activation of the returned image.
@@ -67,7 +67,7 @@ def masked_image(
     max_iteration: int = 100,
     *,
     activation_criterion: str = "mean",
-    preprocess: Callable[[np.ndarray], Any] | None = None,
+    preprocessing: Callable[[np.ndarray], Any] | None = None,
     grayscale: bool = True,
     batch_size: int = 8,
 ) -> MaskedImageResult:
@@ -91,7 +91,7 @@ def masked_image(
     activation as intended. dnnbrain returns the first image *below* the
     target; we return the last one at or above it. dnnbrain hard-codes
     224 x 224 inputs and feeds the grey image unnormalised; we keep the
-    image's size and apply `preprocess`. Channels are numbered from 0 here
+    image's size and apply `preprocessing`. Channels are numbered from 0 here
     (dnnbrain numbers them from 1); `unit` rows and columns too.
 
     Args:
@@ -109,7 +109,7 @@ def masked_image(
         max_iteration: the most erosions tried.
         activation_criterion: `"mean"` (dnnbrain), `"max"`, `"median"`,
             `"L1"` or `"L2"`.
-        preprocess: maps a float batch `(N, H, W, 3)` in [0, 1] to the model's
+        preprocessing: maps a float batch `(N, H, W, 3)` in [0, 1] to the model's
             input range; `None` feeds the images unchanged.
         grayscale: `True` (dnnbrain) returns grey images; `False` masks the
             colour image, filling with its per-channel mean.
@@ -154,7 +154,12 @@ def masked_image(
         )
     max_iteration = check_positive_int(max_iteration, "max_iteration")
     probe = ChannelActivation(
-        model, layer, channel, unit=unit, preprocess=preprocess, batch_size=batch_size
+        model,
+        layer,
+        channel,
+        unit=unit,
+        preprocessing=preprocessing,
+        batch_size=batch_size,
     )
     rgb = as_image(image).astype(np.float64)
     grey = skimage.color.rgb2gray(rgb)

@@ -282,7 +282,7 @@ def minimal_parcel_image(
     activation_criterion: str = "max",
     search_criterion: str = "max",
     unit: tuple[int, int] | None = None,
-    preprocess: Callable[[np.ndarray], Any] | None = None,
+    preprocessing: Callable[[np.ndarray], Any] | None = None,
     fit_ratio: float = 0.9,
     search_limit: int | None = None,
     batch_size: int = 32,
@@ -304,7 +304,7 @@ def minimal_parcel_image(
     `"fitting curve"` is implemented (dnnbrain left it out); slic and
     quickshift get their options by keyword (dnnbrain passed them in the
     wrong positions); images keep their size (dnnbrain resized to 224) and go
-    through `preprocess`. Channels are numbered from 0 here (dnnbrain numbers
+    through `preprocessing`. Channels are numbered from 0 here (dnnbrain numbers
     them from 1).
 
     Args:
@@ -318,7 +318,7 @@ def minimal_parcel_image(
         search_criterion: `"max"` or `"fitting curve"`.
         unit: `(row, col)` of one unit of the channel map (the criterion is
             then unused).
-        preprocess: maps a float batch `(N, H, W, 3)` in [0, 1] to the model's
+        preprocessing: maps a float batch `(N, H, W, 3)` in [0, 1] to the model's
             input range; `None` feeds the images unchanged.
         fit_ratio: the fraction of the fitted rise `"fitting curve"` must
             reach, in (0, 1].
@@ -356,7 +356,12 @@ def minimal_parcel_image(
         activation_criterion, search_criterion, fit_ratio, search_limit
     )
     probe = ChannelActivation(
-        model, layer, channel, unit=unit, preprocess=preprocess, batch_size=batch_size
+        model,
+        layer,
+        channel,
+        unit=unit,
+        preprocessing=preprocessing,
+        batch_size=batch_size,
     )
     image = as_image(image)
     labels = _DECOMPOSERS[method](image, **check_options(method, decomposition))

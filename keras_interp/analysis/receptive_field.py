@@ -238,7 +238,7 @@ def receptive_fields(
 
 def layer_path(model: Any, layer: Any) -> str:
     """The path `"outer/inner"` of a layer given by any `find_layer` reference."""
-    found = find_layer(model, layer)
+    found = find_layer(model, layer, arg="layer")
     return next(path for path, other in iter_layers(model) if other is found)
 
 

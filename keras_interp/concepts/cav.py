@@ -324,9 +324,15 @@ class CAV:
         Args:
             path: the file to create or replace (a symlink is followed).
 
+        Temporary files of `path` left behind by a save that was killed
+        (hidden `.<name>.<hex>.tmp` files older than a minute) are removed.
+
         Raises:
-            TypeError: metadata or extra values that msgpack cannot store.
-            OSError: the directory does not exist or is not writable.
+            TypeError: metadata or extra values that msgpack cannot store; the
+                message names `path`.
+            OSError: the directory does not exist or is not writable (the same
+                `OSError` subclass and errno, with a message naming `path`,
+                never the temporary file).
         """
         write_cav_file(path, self.to_dict())
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import time
 import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -107,8 +108,16 @@ def check_cavlib_size(model_layer: str, vector: np.ndarray) -> None:
 
 def read_cav_file(path: str) -> dict:
     """The msgpack map of a `.cav` file; errors name the path."""
-    with open(path, "rb") as stream:
-        raw = stream.read()
+    try:
+        with open(path, "rb") as stream:
+            raw = stream.read()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise type(error)(
+            error.errno,
+            f"Could not read the .cav file {path!r}: {reason}. "
+            f"{received('path', path)}",
+        ) from error
     try:
         data = msgpack.unpackb(raw)
     except (ValueError, TypeError, msgpack.UnpackException) as error:
@@ -126,11 +135,20 @@ def read_cav_file(path: str) -> dict:
 
 def write_cav_file(path: str | os.PathLike, data: Mapping[str, Any]) -> None:
     """Write `data` as msgpack (floats as float32) to `path`, atomically: a
-    temporary file in the same directory, flushed and renamed over `path`."""
-    target = os.path.realpath(os.fspath(path))
+    temporary file in the same directory, flushed and renamed over `path`.
+
+    Errors name `path`, never the temporary file. Temporary files of `path`
+    left by a save that was killed (older than `STALE_SECONDS`) are removed.
+    """
+    shown = os.fspath(path)
+    target = os.path.realpath(shown)
     directory, name = os.path.split(target)
+    _remove_stale(directory, name)
     tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as error:
+        raise _named(error, shown) from error
     try:
         with os.fdopen(fd, "wb") as stream:
             msgpack.pack(data, stream, use_single_float=True)
@@ -139,11 +157,49 @@ def write_cav_file(path: str | os.PathLike, data: Mapping[str, Any]) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.chmod(tmp, os.stat(target).st_mode & 0o7777)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(error, OSError):
+            raise _named(error, shown) from error
+        if isinstance(error, (TypeError, ValueError)):
+            raise type(error)(
+                f"Could not save the CAV to {shown!r}: {error} (metadata and "
+                f"extra values must be msgpack types). {received('path', shown)}"
+            ) from error
         raise
     _fsync_directory(directory)
+
+
+#: A temporary file of a save older than this (seconds) was left by a killed save.
+STALE_SECONDS = 60.0
+
+
+def _remove_stale(directory: str, name: str) -> None:
+    """Remove `.{name}.<12 hex>.tmp` files older than `STALE_SECONDS`."""
+    prefix = f".{name}."
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(directory):
+            middle = entry.name[len(prefix) : -len(".tmp")]
+            if not (
+                entry.name.startswith(prefix)
+                and entry.name.endswith(".tmp")
+                and len(middle) == 12
+                and all(c in "0123456789abcdef" for c in middle)
+            ):
+                continue
+            with contextlib.suppress(OSError):
+                if time.time() - entry.stat().st_mtime > STALE_SECONDS:
+                    os.unlink(entry.path)
+
+
+def _named(error: OSError, path: str) -> OSError:
+    """`error` (same class and errno) with a message naming the user's `path`."""
+    reason = error.strerror or str(error)
+    return type(error)(
+        error.errno,
+        f"Could not save the CAV to {path!r}: {reason}. {received('path', path)}",
+    )
 
 
 def _fsync_directory(directory: str) -> None:

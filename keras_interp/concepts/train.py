@@ -175,6 +175,7 @@ def train_cav(
     random_state: np.random.RandomState | int | None = None,
     batch_size: int = 32,
     verbose: str | int = "auto",
+    seed: int | None = None,
 ) -> CAV:
     """Train a CAV that points from the negative images towards the positives.
 
@@ -193,17 +194,24 @@ def train_cav(
         model_layer: a CAVlib string (`"googlenet_4d"`, `"googlenet_5b"`,
             `"mobilenet_12d"`) or a `(model, layer_ref)` pair for any model.
         random_state: a fresh seeded `numpy.random.RandomState` (or an int) for
-            bit-identical results with the same images in the same order.
+            bit-identical results with the same images in the same order
+            (CAVlib's name, kept as the reference API).
         batch_size: images per forward pass.
         verbose: `"auto"` shows a progress bar from 4 batches on; 0 or 1.
+        seed: an integer seed, the library's name for `random_state` (give one
+            or the other, not both).
 
     Returns:
         A `CAV` with a new UUID4 id, a unit-norm vector and empty metadata; for
         a pair, `model_layer` is `(Model instance, layer path)`.
 
     Raises:
-        ValueError: an empty image list, activations of different lengths, an
-            unknown `model_layer`, or a degenerate (zero) solution.
+        ValueError: an empty image list, activations of different lengths or
+            with NaN/infinite values, an unknown `model_layer`, positives that
+            cannot be told apart from the negatives (every positive activation
+            equals a negative one and vice versa, within 1e-6 of their scale:
+            the SVM would return a seed-dependent vector), both `seed` and
+            `random_state`, or a degenerate (zero) solution.
         TypeError: image lists of the wrong type.
 
     Example:
@@ -223,6 +231,7 @@ def train_cav(
     """
     from sklearn.linear_model import SGDClassifier
 
+    random_state = _seed_or_random_state(seed, random_state)
     positives = _training_images(positive_images, "positive_images")
     negatives = _training_images(negative_images, "negative_images")
     key = _key(model_layer)
@@ -235,6 +244,8 @@ def train_cav(
             f"{sizes} for {model_layer!r}. {received('model_layer', model_layer)}"
         )
     x = np.stack(rows).astype(np.float64)  # as sklearn < 1.3 did for CAVlib
+    _check_finite(x, len(positives))
+    _check_separable(x[: len(positives)], x[len(positives) :], model_layer)
     y = np.array([0] * len(positives) + [1] * len(negatives))
     weights = np.array([t.weight for t in positives + negatives], np.float64)
     classifier = SGDClassifier(
@@ -252,3 +263,65 @@ def train_cav(
     if isinstance(model_layer, str) or resolved is None:
         resolved = model_layer  # CAVlib's strings stay strings
     return CAV(id=uuid.uuid4(), vector=vector / norm, model_layer=resolved)
+
+
+def _seed_or_random_state(seed: Any, random_state: Any) -> Any:
+    """`random_state`, or `seed` (the library's name for it); not both."""
+    if seed is None:
+        return random_state
+    if random_state is not None:
+        raise ValueError(
+            "Give `seed` or `random_state` (CAVlib's name), not both. "
+            f"{received('seed', seed)}, random_state={random_state!r}"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"`seed` must be an integer. {received('seed', seed)}")
+    if seed < 0:
+        raise ValueError(
+            f"`seed` must be a non-negative integer. {received('seed', seed)}"
+        )
+    return int(seed)
+
+
+def _check_finite(x: np.ndarray, num_positives: int) -> None:
+    """Raise naming the first image whose activation holds NaN or inf."""
+    bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+    if bad.size:
+        first = int(bad[0])
+        arg, index = (
+            ("positive_images", first)
+            if first < num_positives
+            else ("negative_images", first - num_positives)
+        )
+        raise ValueError(
+            f"The activations of {bad.size} training image(s) hold NaN or "
+            f"infinite values, first `{arg}[{index}]`: a CAV cannot be trained "
+            f"on them. {received(f'{arg}[{index}]', x[first])}"
+        )
+
+
+def _check_separable(
+    positives: np.ndarray, negatives: np.ndarray, model_layer: Any
+) -> None:
+    """Raise if every positive row equals a negative row and vice versa.
+
+    Two rows are equal when their distance is at most 1e-6 times the largest
+    row norm: the SVM then has nothing to separate, and its vector would be
+    set by the seed alone.
+    """
+    scale = max(float(np.linalg.norm(positives, axis=1).max()), 1e-30)
+    scale = max(scale, float(np.linalg.norm(negatives, axis=1).max()))
+    sq_p = np.einsum("ij,ij->i", positives, positives)
+    sq_n = np.einsum("ij,ij->i", negatives, negatives)
+    distances = sq_p[:, None] + sq_n[None, :] - 2.0 * positives @ negatives.T
+    close = np.maximum(distances, 0.0) <= (1e-6 * scale) ** 2
+    if close.any(axis=1).all() and close.any(axis=0).all():
+        raise ValueError(
+            "The positive and negative images cannot be told apart: each "
+            "positive activation equals a negative one and each negative one a "
+            f"positive one (at {model_layer!r}), so the CAV would depend only on "
+            "the seed. Use different images for the concept and its "
+            "counterexamples. "
+            f"Received: positive_images={positives.shape[0]} images, "
+            f"negative_images={negatives.shape[0]} images"
+        )

@@ -7,14 +7,25 @@ weak reference: deleting the model drops its functions, and nothing is ever set
 on the user's model. The traced step reaches the model through that weak
 reference too, so a cached function never keeps its model alive.
 
+Batch size and chunk size never enter a trace: the batch axis is relaxed by
+`reduce_retracing`, and the chunk size of methods that take `batch_size`
+(Score-CAM, occlusion, RISE, integrated gradients) travels as the static shape
+of a `(batch_size, 0)` tensor argument, read with `tf.shape` in the step. That
+is a run-time value for TensorFlow and a compile-time constant for XLA (which
+compiles once per concrete shape), so one `tf.function` serves every batch size
+in both modes.
+
 `split_for_replicas` prepares a batch for the distributed step.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
+import inspect
 import threading
+import types
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -23,7 +34,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_interp._validation import check_callable, received
+from keras_interp._validation import (
+    check_callable,
+    received,
+    recording_unit_widths,
+)
 
 #: Compiled functions kept per model; the least recently used one is dropped
 #: first when a model is explained with more option sets than this.
@@ -50,14 +65,35 @@ def compiled_function(
     Called with the same arguments as `explain()` (minus the data), it returns
     the very function `explain()` used, so its trace count can be read with
     `fn.experimental_get_tracing_count()`. The function maps a batch
-    `(x, indices)` to `(logits, maps)`: it calls `method`, applies
-    `postprocessing(maps, axis=spatial_axis)`, resizes bilinearly, and casts
-    both outputs to float32. With a `strategy` it takes per-replica values
+    `(x, indices, chunk=None)` to `(logits, maps)`: it calls `method`, applies
+    `postprocessing(maps, axis=(-3, -2))` to the maps `(B, H', W', L)`,
+    resizes them bilinearly to the inputs' height and width (the axes
+    `spatial_axis` of `x`), and casts both outputs to float32. `x` may be a
+    nest (tuple, list or dict) of tensors for a model with several inputs;
+    the first leaf then gives the size maps are resized to.
+
+    `chunk`, a tensor of shape `(batch_size, 0)`, gives a method that takes
+    `batch_size` (and is not given one in `method_kwargs`) its chunk size
+    without tracing it: `batch_size=tf.shape(chunk)[0]`. A method that refuses
+    a tensor `batch_size` (a `TypeError`/`ValueError` naming it while tracing)
+    gets the static size when the trace knows it, else its own default.
+
+    While tracing, the widths of the unit axes the indices select from (see
+    `keras_interp._validation.note_unit_width`) are recorded in the list
+    `fn.unit_widths`, so callers can check indices against them after a call
+    in every mode, XLA included. With a `strategy` it takes per-replica values
     (from `strategy.experimental_distribute_values_from_function`), runs the
     step on every replica with `strategy.run` and concatenates the replicas'
     results in replica order.
 
-    Cache keys are canonical forms of the options: hashable values are keyed by
+    Cache keys are canonical forms of the method and the options, so the same
+    method with the same options is one key however it was built: a
+    `functools.partial` by its function, arguments and keywords; a function by
+    its code, defaults and the canonical forms of the values it closes over (so
+    a wrapper such as `smooth(gradients, repetitions=20)` written inline in a
+    loop, or a lambda in a loop, is the same key each time); a bound method by
+    its function and object; an object with `__wrapped__` and `get_config()`
+    by its type, wrapped method and config. Other hashable values are keyed by
     value (with their type), lists, tuples and dicts element by element, numpy
     arrays and eager tensors by dtype, shape and a digest of their bytes (they
     are baked into the trace as constants, so equal contents may share a
@@ -78,7 +114,8 @@ def compiled_function(
         **method_kwargs: options forwarded to `method`.
 
     Returns:
-        A `tf.function` `fn(x, indices) -> (logits, maps)`.
+        A `tf.function` `fn(x, indices, chunk=None) -> (logits, maps)`, with
+        the attribute `unit_widths`.
 
     Example:
         >>> model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Dense(2)])
@@ -87,6 +124,9 @@ def compiled_function(
         ...     return tf.reduce_mean(maps, axis=spatial_axis), maps
         >>> fn = compiled_function(maps_only, model)
         >>> fn is compiled_function(maps_only, model)
+        True
+        >>> fn = compiled_function(functools.partial(maps_only), model)
+        >>> fn is compiled_function(functools.partial(maps_only), model)
         True
     """
     check_callable(method, "method")
@@ -228,35 +268,69 @@ def _build(
 ) -> Callable:
     """A new `tf.function` running one explaining step."""
     name = getattr(method, "__name__", type(method).__name__)
+    chunks = "batch_size" not in method_kwargs and _accepts(method, "batch_size")
+    widths: list[int | None] = []
 
-    def step(x: tf.Tensor, indices: tf.Tensor | None) -> tuple[tf.Tensor, tf.Tensor]:
-        logits, maps = method(
-            model_ref(), x, indices, spatial_axis=spatial_axis, **method_kwargs
-        )
+    def call(x: Any, indices: Any, chunk: Any) -> tuple[Any, Any]:
+        kwargs = dict(method_kwargs, spatial_axis=spatial_axis)
+        if chunks and chunk is not None:
+            try:
+                return method(
+                    model_ref(), x, indices, batch_size=tf.shape(chunk)[0], **kwargs
+                )
+            except (TypeError, ValueError) as error:
+                if "batch_size" not in str(error):
+                    raise
+            if chunk.shape[0] is not None:  # The method wants a Python int.
+                kwargs["batch_size"] = int(chunk.shape[0])
+        return method(model_ref(), x, indices, **kwargs)
+
+    def step(x: Any, indices: Any, chunk: Any = None) -> tuple[tf.Tensor, tf.Tensor]:
+        with recording_unit_widths() as seen:
+            try:
+                logits, maps = call(x, indices, chunk)
+            finally:  # Also when the gather fails (eagerly): explain() checks.
+                widths.extend(seen)
         _check_outputs(name, logits, maps)
+        maps = tf.cast(maps, tf.float32)
         if postprocessing is not None:
-            maps = postprocessing(maps, axis=spatial_axis)
-        size = _target_size(x, resizing)
+            maps = postprocessing(maps, axis=(-3, -2))
+        size = _target_size(tf.nest.flatten(x)[0], resizing, spatial_axis)
         if size is not None:
             maps = tf.image.resize(maps, size, method="bilinear")
         return tf.cast(logits, tf.float32), tf.cast(maps, tf.float32)
 
     step.__name__ = f"explain_{name}"
     if strategy is None:
-        return tf.function(step, reduce_retracing=True, jit_compile=jit_compile)
+        function = tf.function(step, reduce_retracing=True, jit_compile=jit_compile)
+        function.unit_widths = widths
+        return function
 
     # XLA compiles the per-replica step; the cross-replica part stays a graph.
     replica_step = tf.function(step, jit_compile=True) if jit_compile else step
 
-    def distributed_step(x: Any, indices: Any) -> tuple[tf.Tensor, tf.Tensor]:
-        outputs = strategy.run(replica_step, args=(x, indices))
+    def distributed_step(
+        x: Any, indices: Any, chunk: Any = None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        outputs = strategy.run(replica_step, args=(x, indices, chunk))
         return tuple(
             tf.concat(strategy.experimental_local_results(output), axis=0)
             for output in outputs
         )
 
     distributed_step.__name__ = f"explain_{name}_distributed"
-    return tf.function(distributed_step, reduce_retracing=True)
+    function = tf.function(distributed_step, reduce_retracing=True)
+    function.unit_widths = widths
+    return function
+
+
+def _accepts(method: Callable, name: str) -> bool:
+    """Whether `method` (or the method it wraps) takes a `name` argument."""
+    try:
+        parameters = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in parameters
 
 
 def _check_outputs(name: str, logits: Any, maps: Any) -> None:
@@ -271,23 +345,49 @@ def _check_outputs(name: str, logits: Any, maps: Any) -> None:
             )
 
 
-def _target_size(x: tf.Tensor, resizing: Any) -> Any:
+def _target_size(x: tf.Tensor, resizing: Any, spatial_axis: tuple[int, ...]) -> Any:
     """The `(height, width)` to resize maps to, or `None` for no resizing."""
     if resizing is True:
-        static = x.shape[1:3]
-        return tuple(static) if static.is_fully_defined() else tf.shape(x)[1:3]
+        if x.shape.rank is None or x.shape.rank < 3 or len(spatial_axis) != 2:
+            return None  # Not an image: keep the method's resolution.
+        axes = [a % x.shape.rank for a in spatial_axis]
+        static = [x.shape[a] for a in axes]
+        if all(side is not None for side in static):
+            return tuple(int(side) for side in static)
+        return tf.gather(tf.shape(x), axes)
     if resizing is None or resizing is False:
         return None
     return tuple(int(side) for side in resizing)
 
 
-def _canonical(value: Any, keepalive: list[Any]) -> Any:
+def _canonical(value: Any, keepalive: list[Any], seen: frozenset = frozenset()) -> Any:
     """A hashable stand-in for `value`, equal for options that trace alike."""
+    if id(value) in seen:  # A cycle (a recursive closure): key it by identity.
+        keepalive.append(value)
+        return "id", id(value)
+    inner = seen | {id(value)}
+
+    def canon(item: Any) -> Any:
+        return _canonical(item, keepalive, inner)
+
     if isinstance(value, (list, tuple)):
-        return type(value).__name__, tuple(_canonical(v, keepalive) for v in value)
+        return type(value).__name__, tuple(canon(v) for v in value)
     if isinstance(value, dict):
-        items = [(repr(k), _canonical(v, keepalive)) for k, v in value.items()]
+        items = [(repr(k), canon(v)) for k, v in value.items()]
         return "dict", tuple(sorted(items, key=lambda item: item[0]))
+    if isinstance(value, functools.partial):
+        return "partial", canon(value.func), canon(value.args), canon(value.keywords)
+    if isinstance(value, types.MethodType):
+        return "bound", canon(value.__func__), canon(value.__self__)
+    if isinstance(value, types.FunctionType):
+        return _canonical_function(value, canon)
+    if hasattr(value, "__wrapped__") and callable(getattr(value, "get_config", None)):
+        try:
+            config = value.get_config()
+        except Exception:  # noqa: BLE001 - no usable config: key by identity
+            config = None
+        if config is not None:
+            return "configured", type(value), canon(value.__wrapped__), canon(config)
     if isinstance(value, (tf.Variable, keras.Variable)):
         keepalive.append(value)  # Read at run time: the identity matters.
         return "id", id(value)
@@ -301,6 +401,28 @@ def _canonical(value: Any, keepalive: list[Any]) -> Any:
         keepalive.append(value)
         return "id", id(value)
     return type(value), value
+
+
+def _canonical_function(function: types.FunctionType, canon: Callable) -> Any:
+    """A function by what it runs: its code, defaults and closed-over values.
+
+    Two closures made by the same factory with equal arguments (a wrapper built
+    inline twice, a lambda in a loop) trace alike, so they share a key. The
+    module globals they read are not part of the key, as for any function.
+    """
+    cells = []
+    for cell in function.__closure__ or ():
+        try:
+            cells.append(canon(cell.cell_contents))
+        except ValueError:  # An empty cell.
+            cells.append("empty")
+    return (
+        "function",
+        function.__code__,
+        canon(function.__defaults__ or ()),
+        canon(function.__kwdefaults__ or {}),
+        tuple(cells),
+    )
 
 
 def _as_constant_array(value: Any) -> np.ndarray | None:

@@ -15,10 +15,17 @@ from keras_interp._validation import (
     check_callable,
     check_one_of,
     check_positive_int,
+    check_units,
+    closest,
     received,
 )
 from keras_interp.engine.compiled import compiled_function, split_for_replicas
-from keras_interp.engine.inputs import Batches, array_batches, dataset_batches
+from keras_interp.engine.inputs import (
+    Batches,
+    array_batches,
+    dataset_batches,
+)
+from keras_interp.engine.models import check_inputs, model_facts, resolve_model
 
 #: With `verbose="auto"`, a progress bar is shown from this many batches on
 #: (and whenever a data set's length is unknown).
@@ -143,10 +150,10 @@ def explain(
 
         method = get(method)
     check_callable(method, "method")
+    model = resolve_model(model)
     batch_size = check_positive_int(batch_size, "batch_size")
-    if "batch_size" not in method_kwargs and _accepts(method, "batch_size"):
-        method_kwargs["batch_size"] = batch_size
     check_one_of(verbose, ("auto", 0, 1, 2), "verbose")
+    method_kwargs = _check_options(method, method_kwargs)
     function = compiled_function(
         method,
         model,
@@ -166,19 +173,35 @@ def explain(
         batches, num_batches = dataset_batches(x, batch_size)
     else:
         batches, num_batches = array_batches(x, y, batch_size)
+    # Arrays have one shape: their first batch is checked; data sets each batch.
+    check_each = isinstance(x, tf.data.Dataset)
 
     if verbose == "auto":
         show = num_batches is None or num_batches >= AUTO_PROGRESS_MIN_BATCHES
         verbose = 1 if show else 0
     progbar = keras.utils.Progbar(num_batches, verbose=verbose, unit_name="batch")
 
+    static_units = model_facts(model).units
+    chunk = tf.zeros((batch_size, 0))  # The chunk size, carried by the shape.
     all_logits, all_maps = [], []
     for done, (x_batch, y_batch) in enumerate(batches, start=1):
-        size = int(x_batch.shape[0])
+        if done == 1 or check_each:
+            check_inputs(model, x_batch, spatial_axis)
+        size = int(tf.nest.flatten(x_batch)[0].shape[0])
+        check_units(y_batch, [static_units], "y")
         if strategy is not None:
-            x_batch = split_for_replicas(strategy, x_batch)
+            x_batch = tf.nest.map_structure(
+                lambda t: split_for_replicas(strategy, t), x_batch
+            )
             y_batch = None if y_batch is None else split_for_replicas(strategy, y_batch)
-        logits, maps = function(x_batch, y_batch)
+        try:
+            logits, maps = function(x_batch, y_batch, chunk)
+        except tf.errors.InvalidArgumentError as error:
+            indices = None if y_batch is None else _local(strategy, y_batch)
+            check_units(indices, function.unit_widths, "y")
+            raise error
+        if y_batch is not None:
+            check_units(_local(strategy, y_batch), function.unit_widths, "y")
         all_logits.append(logits.numpy()[:size])
         all_maps.append(maps.numpy()[:size])
         if verbose:
@@ -190,6 +213,49 @@ def explain(
     if verbose and num_batches is None:
         progbar.update(len(all_logits), finalize=True)
     return _concatenate(all_logits, "logits"), _concatenate(all_maps, "maps")
+
+
+def _local(strategy: Any, values: Any) -> np.ndarray:
+    """Distributed (or plain) index tensors as one numpy array."""
+    if strategy is None:
+        return values.numpy()
+    parts = strategy.experimental_local_results(values)
+    return np.concatenate([np.asarray(part) for part in parts])
+
+
+def _check_options(method: Callable, options: dict[str, Any]) -> dict[str, Any]:
+    """The method's options checked before tracing (names and values).
+
+    Uses `keras_interp.methods.check_options` (the method records); a method
+    it cannot read is checked against its signature.
+    """
+    try:
+        from keras_interp.methods import check_options
+    except ImportError:
+        return _check_option_names(method, options)
+    return dict(check_options(method, dict(options)))
+
+
+def _check_option_names(method: Callable, options: dict[str, Any]) -> dict[str, Any]:
+    """Unknown option names, read from the signature of the innermost method
+    (through `__wrapped__`), with the valid names and the closest match."""
+    try:
+        parameters = inspect.signature(method).parameters  # Follows __wrapped__.
+    except (TypeError, ValueError):
+        return dict(options)
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return dict(options)
+    valid = sorted(set(parameters) - {"model", "inputs", "indices"})
+    for name, value in options.items():
+        if name not in valid:
+            hints = closest(name, valid, n=1)
+            hint = f" Did you mean {hints[0]!r}?" if hints else ""
+            label = getattr(method, "__name__", type(method).__name__)
+            raise ValueError(
+                f"Unknown option {name!r} of method {label!r}.{hint} Valid options: "
+                f"{', '.join(valid)}. {received(name, value)}"
+            )
+    return dict(options)
 
 
 def partial_explain(method: Callable, **defaults: Any) -> Callable:
@@ -273,12 +339,3 @@ def _concatenate(parts: list[np.ndarray], what: str) -> np.ndarray:
             "`resizing=(height, width)`."
         )
     return np.concatenate(parts, axis=0).astype(np.float32, copy=False)
-
-
-def _accepts(method: Callable, name: str) -> bool:
-    """Whether `method` (or the method it wraps) takes a `name` argument."""
-    try:
-        parameters = inspect.signature(method).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in parameters

@@ -2,7 +2,9 @@
 
 In-memory images and indices are checked whole, then sliced; a `tf.data`
 data set is checked by its element spec up front and batch by batch as it
-arrives (finite images, non-negative indices).
+arrives (finite images, indices in range). In-memory inputs may be a nest (a
+tuple, list or dict of arrays, for a model with several inputs): each is
+checked, and all are sliced together.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from keras_interp._validation import check_images, received
+from keras_interp._validation import check_images, check_indices, received
 
-#: The stream of `(images, indices)` batches, `indices` possibly `None`.
-Batches = Iterator[tuple[tf.Tensor, tf.Tensor | None]]
+#: The stream of `(images, indices)` batches, `indices` possibly `None`;
+#: `images` is a nest of tensors for a model with several inputs.
+Batches = Iterator[tuple[Any, tf.Tensor | None]]
+
+_INT32_MAX = np.iinfo(np.int32).max
 
 
 def _is(kind: str, dtype: Any) -> bool:
@@ -29,10 +34,10 @@ def _is(kind: str, dtype: Any) -> bool:
     return getattr(dtype, f"is_{kind}") and not dtype.is_quantized
 
 
-def _check_x_dtype(dtype: Any, suffix: str) -> None:
+def _check_x_dtype(dtype: Any, suffix: str, arg: str = "x") -> None:
     if not _is("floating", dtype):
         raise ValueError(
-            f"`x` must hold float images, got dtype {dtype}. Integer images are "
+            f"`{arg}` must hold float images, got dtype {dtype}. Integer images are "
             "not cast implicitly: scale them the way the model expects and cast "
             f"them, e.g. `x.astype('float32') / 255`. {suffix}"
         )
@@ -43,67 +48,117 @@ def _received_dataset(spec: Any) -> str:
     return f"Received: x with element_spec={spec}"
 
 
+def is_nest(x: Any) -> bool:
+    """Whether `x` holds several inputs: a tuple or dict, or a list that is not
+    a batch of images (one whose items are not all 3-D arrays of one shape)."""
+    if isinstance(x, (tuple, dict)):
+        return True
+    if not isinstance(x, list) or not x:
+        return False
+    shapes = {np.shape(item) for item in x}
+    return len(shapes) > 1 or len(next(iter(shapes))) != 3
+
+
 def array_batches(x: Any, y: Any, batch_size: int) -> tuple[Batches, int]:
     """Validate in-memory `x` and `y` and slice them into batches.
 
     Args:
-        x: float images `(B, H, W, C)`, a numpy array or tensor.
+        x: float images `(B, H, W, C)`, a numpy array or tensor; or a tuple,
+            list or dict of float arrays `(B, ...)` (one per model input).
         y: int indices `(B, L)` or `(B,)`, or `None`.
         batch_size: images per batch.
 
     Returns:
-        `(batches, num_batches)`: float32 image tensors with int32 `(b, L)`
-        index tensors (or `None`), and how many there are.
+        `(batches, num_batches)`: float32 image tensors (a nest of the same
+        structure for a nest) with int32 `(b, L)` index tensors (or `None`),
+        and how many there are.
 
     Raises:
-        ValueError: `x` is not float, of rank 4, non-empty and finite, or `y`
-            is not integer, non-negative, of rank 1 or 2 and one row per image.
+        ValueError: `x` is not float, of rank 4, non-empty and finite (each
+            input of a nest: float, non-empty, finite, one length), or `y` is
+            not integer, in `[0, 2**31)`, of rank 1 or 2 and one row per image.
+        TypeError: a nest that is empty or has non-string dict keys.
     """
-    dtype = x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype
-    _check_x_dtype(dtype, received("x", x))
-    if np.ndim(x) == 3:
-        raise ValueError(
-            "`x` must have rank 4 (batch, height, width, channels), got rank 3; "
-            f"for a single image pass `x[None]`. {received('x', x)}"
-        )
-    images = check_images(x, "x")
-    indices = None if y is None else _check_indices(y, len(images))
+    if is_nest(x):
+        arrays = _check_nest(x)
+        length = len(tf.nest.flatten(arrays)[0])
+    else:
+        arrays = _check_array(x, "x")
+        length = len(arrays)
+    indices = None if y is None else _check_indices(y, length)
 
     def batches() -> Batches:
-        for start in range(0, len(images), batch_size):
+        for start in range(0, length, batch_size):
             stop = start + batch_size
             y_batch = None if indices is None else tf.constant(indices[start:stop])
-            yield tf.constant(images[start:stop]), y_batch
+            window = slice(start, stop)
+            x_batch = tf.nest.map_structure(
+                lambda a, window=window: tf.constant(a[window]), arrays
+            )
+            yield x_batch, y_batch
 
-    return batches(), math.ceil(len(images) / batch_size)
+    return batches(), math.ceil(length / batch_size)
+
+
+def _check_array(x: Any, arg: str) -> np.ndarray:
+    """One float image batch `(B, H, W, C)` as float32 numpy."""
+    dtype = x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype
+    _check_x_dtype(dtype, received(arg, x), arg)
+    if np.ndim(x) == 3:
+        raise ValueError(
+            f"`{arg}` must have rank 4 (batch, height, width, channels), got rank "
+            f"3; for a single image pass `{arg}[None]`. {received(arg, x)}"
+        )
+    return check_images(x, arg)
+
+
+def _check_nest(x: Any) -> Any:
+    """Each input of a nest: float, non-empty, finite, all of one length."""
+    if not x:
+        raise TypeError(
+            f"`x` must not be an empty {type(x).__name__}. Received: x={x!r}"
+        )
+    if isinstance(x, dict) and not all(isinstance(k, str) for k in x):
+        raise TypeError(f"`x` as a dict must have string keys. {received('x', x)}")
+    keys = list(x) if isinstance(x, dict) else list(range(len(x)))
+    arrays = {}
+    for key in keys:
+        arg = f"x[{key!r}]"
+        value = x[key]
+        if is_nest(value):
+            raise TypeError(
+                f"`{arg}` must be an array, not a nest. {received(arg, value)}"
+            )
+        dtype = value.dtype if hasattr(value, "dtype") else np.asarray(value).dtype
+        _check_x_dtype(dtype, received(arg, value), arg)
+        rank = max(int(np.ndim(value)), 1)
+        arrays[key] = check_images(value, arg, rank=rank) if np.ndim(value) else None
+        if arrays[key] is None:
+            raise ValueError(f"`{arg}` must have a batch axis. {received(arg, value)}")
+    lengths = {key: len(array) for key, array in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(
+            "The inputs in `x` must have the same number of rows (batch length), "
+            f"got {lengths}. {received('x', x)}"
+        )
+    if isinstance(x, dict):
+        return arrays
+    return (
+        type(x)(arrays[key] for key in keys)
+        if isinstance(x, tuple)
+        else [arrays[key] for key in keys]
+    )
 
 
 def _check_indices(y: Any, length: int) -> np.ndarray:
     """Validate in-memory indices and return them as int32 `(B, L)`."""
-    indices = np.asarray(y)
-    if not _is("integer", indices.dtype):
-        raise ValueError(
-            f"`y` must hold integer unit indices, got dtype {indices.dtype}; cast "
-            f"it with `y.astype('int32')`. {received('y', y)}"
-        )
-    if indices.ndim == 1:
-        indices = indices[:, None]
-    if indices.ndim != 2:
-        raise ValueError(
-            f"`y` must have shape (batch,) or (batch, units), got rank "
-            f"{indices.ndim}. {received('y', y)}"
-        )
+    indices = check_indices(y, "y")
     if len(indices) != length:
         raise ValueError(
             f"`y` must have one row per image in `x` ({length}), got "
             f"{len(indices)}. {received('y', y)}"
         )
-    if indices.size and indices.min() < 0:
-        raise ValueError(
-            f"`y` must hold non-negative unit indices, got {indices.min()}. "
-            f"{received('y', y)}"
-        )
-    return indices.astype(np.int32)
+    return indices
 
 
 def dataset_batches(
@@ -124,7 +179,7 @@ def dataset_batches(
     Raises:
         TypeError: the elements are not images or `(images, indices)` pairs.
         ValueError: a bad rank or dtype, an infinite or empty data set; while
-            streaming, non-finite images or negative indices.
+            streaming, non-finite images or indices outside `[0, 2**31)`.
     """
     spec = dataset.element_spec
     specs = spec if isinstance(spec, tuple) else (spec,)
@@ -163,7 +218,6 @@ def dataset_batches(
         images = tf.cast(images, tf.float32)
         if indices is None:
             return (images,)
-        indices = tf.cast(indices, tf.int32)
         return images, (indices[..., None] if y_expand else indices)
 
     dataset = dataset.map(lambda *element: normalise(*element))
@@ -184,7 +238,7 @@ def dataset_batches(
             if images.shape[0] == 0:
                 continue
             _check_batch(images, indices, number)
-            yield images, indices
+            yield images, (None if indices is None else tf.cast(indices, tf.int32))
 
     return batches(), (None if cardinality < 0 else cardinality)
 
@@ -204,8 +258,16 @@ def _check_batch(images: tf.Tensor, indices: tf.Tensor | None, number: int) -> N
             f"has {images.shape[0]} images and {indices.shape[0]} index rows. "
             f"{received('y', indices)}"
         )
-    if tf.size(indices) > 0 and int(tf.reduce_min(indices)) < 0:
+    if tf.size(indices) == 0:
+        return
+    low, high = int(tf.reduce_min(indices)), int(tf.reduce_max(indices))
+    if low < 0:
         raise ValueError(
             f"`y` must hold non-negative unit indices, but batch {number} of the "
-            f"data set holds {int(tf.reduce_min(indices))}. {received('y', indices)}"
+            f"data set holds {low}. {received('y', indices)}"
+        )
+    if high > _INT32_MAX:
+        raise ValueError(
+            f"`y` must hold unit indices below 2**31, but batch {number} of the "
+            f"data set holds {high}. {received('y', indices)}"
         )

@@ -37,7 +37,11 @@ def _endpoints(model: Any, refs: Any, default_link: str, arg: str) -> list:
         link, target = default_link, None
         if isinstance(ref, Target):
             target = ref
-            layer = find_layer(model, ref.layer) if ref.layer is not None else None
+            layer = (
+                find_layer(model, ref.layer, arg=f"{arg}.layer")
+                if ref.layer is not None
+                else None
+            )
             layer = layer if layer is not None else get_logits_layer(model)
             target.check_shape(output_shape(layer), layer.name)
             pairs.append((layer, "output", target))
@@ -51,7 +55,7 @@ def _endpoints(model: Any, refs: Any, default_link: str, arg: str) -> list:
                 )
             link = check_one_of(ref.get("link", default_link), LINKS, f"{arg}.link")
             ref = ref.get("layer", ref.get("name"))
-        pairs.append((find_layer(model, ref), link, target))
+        pairs.append((find_layer(model, ref, arg=arg), link, target))
     return pairs
 
 

@@ -76,14 +76,14 @@ def _children(model: Any) -> list[Any]:
     ]
 
 
-def _not_found(model: Any, ref: Any) -> ValueError:
+def _not_found(model: Any, ref: Any, arg: str = "ref") -> ValueError:
     paths = [path for path, _ in iter_layers(model)]
     names = paths + [path.rsplit("/", 1)[-1] for path in paths]
     hints = closest(str(ref), names)
     hint = f" Closest layer names: {', '.join(hints)}." if hints else ""
     return ValueError(
         f"No layer {ref!r} in model {getattr(model, 'name', model)!r}.{hint} "
-        f"{received('ref', ref)}"
+        f"{received(arg, ref)}"
     )
 
 
@@ -96,7 +96,7 @@ def _by_path(model: Any, names: tuple[str, ...]) -> Any | None:
     return layer
 
 
-def find_layer(model: Any, ref: Any) -> Any:
+def find_layer(model: Any, ref: Any, *, arg: str = "ref") -> Any:
     """Find one layer of `model`, at any nesting depth.
 
     Args:
@@ -105,6 +105,8 @@ def find_layer(model: Any, ref: Any) -> Any:
             it must be unique), a nested path `"outer/inner"`, a tuple of names
             `("outer", "inner")` (for names that contain "/"), an index into
             `model.layers`, or a layer object of the model.
+        arg: the name of the caller's argument that holds `ref`, used in error
+            messages (`expose` passes `"arguments"`, analysis `"layer"`).
 
     Returns:
         The layer object.
@@ -120,33 +122,33 @@ def find_layer(model: Any, ref: Any) -> Any:
     if not hasattr(model, "layers"):
         raise TypeError(f"`model` must be a Keras model. {received('model', model)}")
     if isinstance(ref, bool):
-        raise TypeError(f"`ref` must be a layer reference. {received('ref', ref)}")
+        raise TypeError(f"`{arg}` must be a layer reference. {received(arg, ref)}")
     if isinstance(ref, int):
         layers = model.layers
         if not -len(layers) <= ref < len(layers):
             raise ValueError(
                 f"Layer index out of range for a model with {len(layers)} layers. "
-                f"{received('ref', ref)}"
+                f"{received(arg, ref)}"
             )
         return layers[ref]
     if isinstance(ref, tuple):
         layer = _by_path(model, tuple(map(str, ref)))
         if layer is None:
-            raise _not_found(model, "/".join(map(str, ref)))
+            raise _not_found(model, "/".join(map(str, ref)), arg)
         return layer
     if isinstance(ref, str):
-        return _find_by_name(model, ref)
+        return _find_by_name(model, ref, arg)
     if hasattr(ref, "name") and hasattr(ref, "weights"):
         if any(layer is ref for _, layer in iter_layers(model)):
             return ref
-        raise _not_found(model, ref.name)
+        raise _not_found(model, ref.name, arg)
     raise TypeError(
-        "`ref` must be a layer name, a path 'outer/inner', a tuple of names, an "
-        f"index or a layer. {received('ref', ref)}"
+        f"`{arg}` must be a layer name, a path 'outer/inner', a tuple of names, "
+        f"an index or a layer. {received(arg, ref)}"
     )
 
 
-def _find_by_name(model: Any, ref: str) -> Any:
+def _find_by_name(model: Any, ref: str, arg: str = "ref") -> Any:
     direct = _by_path(model, (ref,))
     if direct is not None:
         return direct
@@ -162,9 +164,9 @@ def _find_by_name(model: Any, ref: str) -> Any:
         raise ValueError(
             f"Layer name {ref!r} is ambiguous in model {model.name!r}: it is used "
             f"at {paths}. Pass a path such as {matches[0][0]!r}. "
-            f"{received('ref', ref)}"
+            f"{received(arg, ref)}"
         )
-    raise _not_found(model, ref)
+    raise _not_found(model, ref, arg)
 
 
 def _node_parts(node: Any) -> tuple[Any, tuple, dict, list, bool]:

@@ -79,13 +79,17 @@ def _relative(path: str, to: str) -> str:
 
 
 def format_layer_table(model: Any) -> str:
-    """`layer_table(model)` as aligned text, nested layers indented."""
+    """`layer_table(model)` as aligned text, nested layers indented.
+
+    Each layer is printed by its full path (`"backbone/block_16_project"`),
+    the reference `expose()` and `find_layer()` accept.
+    """
     rows = layer_table(model)
     lines = [f"Model {model.name!r}: {len(rows)} layers (nested included)"]
     header = ("layer", "class", "output shape", "inbound", "CAM target")
     table = [header] + [
         (
-            "  " * row["depth"] + row["path"].rsplit("/", 1)[-1],
+            "  " * row["depth"] + row["path"],
             row["kind"],
             str(row["output_shape"]),
             ", ".join(_relative(p, row["path"]) for p in row["inbound"]),
@@ -93,7 +97,7 @@ def format_layer_table(model: Any) -> str:
         )
         for row in rows
     ]
-    widths = [min(max(len(r[i]) for r in table), 48) for i in range(len(header))]
+    widths = [min(max(len(r[i]) for r in table), 64) for i in range(len(header))]
     for row in table:
         cells = [cell.ljust(width) for cell, width in zip(row, widths)]
         lines.append("  ".join(cells).rstrip())

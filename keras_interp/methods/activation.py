@@ -9,9 +9,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from keras_interp import filters
 from keras_interp._validation import check_one_of, received
 from keras_interp.inspection.units import gather_units
 from keras_interp.methods._base import channels_last, forward, size
+from keras_interp.methods.record import OptionSpec, method_record
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")
 
@@ -75,6 +77,16 @@ def _check_threshold(threshold: Any) -> float | None:
     return float(threshold)
 
 
+@method_record(
+    family="activation",
+    exposed=True,
+    postprocessing=filters.normalize,
+    shortcut=False,
+    options={
+        "interpolation": OptionSpec.choice(*INTERPOLATIONS),
+        "threshold": OptionSpec.number(low=0, high=1, optional=True),
+    },
+)
 def upsampled_activation(
     model: Any,
     inputs: tf.Tensor,

@@ -14,11 +14,13 @@ from typing import Any
 
 import tensorflow as tf
 
+from keras_interp import filters
 from keras_interp._validation import received
 from keras_interp.inspection.graph import find_layer
 from keras_interp.inspection.heads import get_logits_layer
 from keras_interp.inspection.units import gather_units
 from keras_interp.methods._base import scores
+from keras_interp.methods.record import OptionSpec, method_record
 
 SPATIAL_AXIS = (-3, -2)
 
@@ -163,6 +165,13 @@ def _classifier_kernel(
     return tf.reshape(kernel, shape[-2:])
 
 
+@method_record(
+    family="cam",
+    exposed=True,
+    postprocessing=filters.positive_normalize,
+    signed=True,
+    options={"logits_layer": OptionSpec(optional=True, doc="the classifier layer")},
+)
 def cam(
     model: Any,
     inputs: tf.Tensor,
@@ -220,6 +229,9 @@ def cam(
     return selected, _combine(activations, weights)
 
 
+@method_record(
+    family="cam", exposed=True, postprocessing=filters.positive_normalize, signed=True
+)
 def gradcam(
     model: Any,
     inputs: tf.Tensor,
@@ -263,6 +275,9 @@ def gradcam(
     return selected, _combine(activations, tf.reduce_mean(grads, axis=axes))
 
 
+@method_record(
+    family="cam", exposed=True, postprocessing=filters.positive_normalize, signed=True
+)
 def gradcampp(
     model: Any,
     inputs: tf.Tensor,
@@ -281,10 +296,14 @@ def gradcampp(
         w[b, l, c] = sum_hw alpha * relu(exp(S) * g)
         maps = sum_c A_c * w_c
 
-    as the official implementation and keras-explainable. The factor
-    `exp(S[b, l])` scales each map by a positive constant; it overflows float32
-    for scores above ~88 (explain log-probabilities or normalise the logits
-    then). No ReLU on the maps (post-processing filters them).
+    as the official implementation and keras-explainable, with one
+    difference: `relu(exp(S) g) = exp(S) relu(g)`, so `exp(S[b, l])` only
+    scales each map by a positive constant, and it is left out (the maps here
+    are the paper's divided by `exp(S)`). Normalised maps are unchanged, and
+    they stay finite for any score (`exp(S)` overflows float32 above ~88.7 and
+    made the paper's maps infinite or NaN). `alpha` is computed as
+    `1 / (2 + sum_hw(A) g)` where `g != 0`, equal to the fraction above without
+    its powers of `g`. No ReLU on the maps (post-processing filters them).
 
     Args:
         model: exposed model returning `[scores, activations]` (`expose(model)`).
@@ -313,17 +332,15 @@ def gradcampp(
     selected, activations, grads, axes = _gradients(
         model, inputs, indices, spatial_axis, "gradcampp"
     )
-    exp_scores = tf.exp(selected)
-    for _ in range(grads.shape.rank - 2):
-        exp_scores = exp_scores[..., None]  # (B, L, 1, ..., 1)
-    squared = tf.square(grads)
-    cubed = squared * grads
     total = tf.reduce_sum(activations, axis=axes, keepdims=True)[:, None]
-    alpha = tf.math.divide_no_nan(squared, 2.0 * squared + total * cubed)
-    weights = tf.reduce_sum(alpha * tf.nn.relu(exp_scores * grads), axis=axes)
+    # g^2 / (2 g^2 + sum(A) g^3) = 1 / (2 + sum(A) g) where g != 0: no powers
+    # of g to overflow. exp(S) > 0 is left out of relu(exp(S) g) (see above).
+    alpha = tf.where(grads != 0, tf.math.divide_no_nan(1.0, 2.0 + total * grads), 0.0)
+    weights = tf.reduce_sum(alpha * tf.nn.relu(grads), axis=axes)
     return selected, _combine(activations, weights)
 
 
+@method_record(family="cam", exposed=True, postprocessing=filters.positive_normalize)
 def layercam(
     model: Any,
     inputs: tf.Tensor,

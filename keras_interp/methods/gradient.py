@@ -15,6 +15,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from keras_interp import filters
 from keras_interp._validation import check_callable, check_positive_int, received
 from keras_interp.inspection.expose import expose, exposed_layers
 from keras_interp.inspection.graph import call_pre_activation
@@ -32,6 +33,7 @@ from keras_interp.methods._differentiate import (
     run_overridden,
     select,
 )
+from keras_interp.methods.record import OptionSpec, method_record
 
 __all__ = [
     "full_gradients",
@@ -43,6 +45,11 @@ __all__ = [
 
 
 # ------------------------------------------------------------------ saliency
+@method_record(
+    family="gradient",
+    postprocessing=filters.normalize,
+    options={"gradient_filter": OptionSpec.function(optional=True)},
+)
 def gradients(
     model: Any,
     inputs: tf.Tensor,
@@ -93,6 +100,9 @@ def gradients(
     )
 
 
+@method_record(
+    family="gradient", postprocessing=filters.absolute_normalize, signed=True
+)
 def input_x_gradient(
     model: Any,
     inputs: tf.Tensor,
@@ -137,6 +147,15 @@ def input_x_gradient(
 
 
 # ------------------------------------------------------- integrated gradients
+@method_record(
+    family="gradient",
+    postprocessing=filters.absolute_normalize,
+    signed=True,
+    options={
+        "steps": OptionSpec.integer(low=1),
+        "batch_size": OptionSpec.integer(low=1, optional=True),
+    },
+)
 def integrated_gradients(
     model: Any,
     inputs: tf.Tensor,
@@ -243,6 +262,39 @@ def _path_gradient_sum(model, baseline, delta, indices, steps, batch_size, units
 
 
 # ------------------------------------------------------------------- FullGrad
+def full_gradients_model(model: Any) -> Any:
+    """The model `full_gradients` expects: `[logits, *layers with a bias]`.
+
+    `expose(model, arguments=layers_with_biases(model, exclude=[logits]),
+    outputs=logits)`, with `logits = get_logits_layer(model)` (its output
+    taken before a softmax/sigmoid).
+
+    Args:
+        model: a functional or Sequential model (nested backbones allowed).
+
+    Returns:
+        The exposed model.
+
+    Raises:
+        ValueError: as `expose` (no logits layer, no layer graph).
+
+    Example:
+        >>> exposed = full_gradients_model(keras_interp.testing.models.gap_dense())
+        >>> [name for name, _ in exposed.endpoints]
+        ['logits', 'conv']
+    """
+    logits = get_logits_layer(model)
+    layers = layers_with_biases(model, exclude=[logits], return_biases=False)
+    return expose(model, arguments=layers, outputs=logits)
+
+
+@method_record(
+    family="gradient",
+    exposed=True,
+    exposer=full_gradients_model,
+    postprocessing=filters.normalize,
+    options={"psi": OptionSpec.function(optional=True)},
+)
 def full_gradients(
     model: Any,
     inputs: tf.Tensor,
@@ -384,29 +436,3 @@ def _absolute_normalize(x: tf.Tensor, axis: tuple[int, ...]) -> tf.Tensor:
     x = tf.abs(x)
     x = x - tf.reduce_min(x, axis=axis, keepdims=True)
     return tf.math.divide_no_nan(x, tf.reduce_max(x, axis=axis, keepdims=True))
-
-
-def full_gradients_model(model: Any) -> Any:
-    """The model `full_gradients` expects: `[logits, *layers with a bias]`.
-
-    `expose(model, arguments=layers_with_biases(model, exclude=[logits]),
-    outputs=logits)`, with `logits = get_logits_layer(model)` (its output
-    taken before a softmax/sigmoid).
-
-    Args:
-        model: a functional or Sequential model (nested backbones allowed).
-
-    Returns:
-        The exposed model.
-
-    Raises:
-        ValueError: as `expose` (no logits layer, no layer graph).
-
-    Example:
-        >>> exposed = full_gradients_model(keras_interp.testing.models.gap_dense())
-        >>> [name for name, _ in exposed.endpoints]
-        ['logits', 'conv']
-    """
-    logits = get_logits_layer(model)
-    layers = layers_with_biases(model, exclude=[logits], return_biases=False)
-    return expose(model, arguments=layers, outputs=logits)

@@ -13,6 +13,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from keras_interp import filters
 from keras_interp._validation import received
 from keras_interp.inspection.graph import call_pre_activation, has_graph, iter_layers
 from keras_interp.methods._base import channels_last, forward
@@ -26,6 +27,7 @@ from keras_interp.methods._differentiate import (
     run_overridden,
     select,
 )
+from keras_interp.methods.record import OptionSpec, method_record
 
 __all__ = ["guided_gradients", "layer_gradients"]
 
@@ -33,6 +35,11 @@ __all__ = ["guided_gradients", "layer_gradients"]
 RELU_ACTIVATIONS = {"relu": (0.0, None, 0.0), "relu6": (0.0, 6.0, 0.0)}
 
 
+@method_record(
+    family="gradient",
+    postprocessing=filters.normalize,
+    options={"gradient_filter": OptionSpec.function(optional=True)},
+)
 def guided_gradients(
     model: Any,
     inputs: tf.Tensor,
@@ -95,6 +102,16 @@ def guided_gradients(
     )
 
 
+@method_record(
+    family="gradient",
+    exposed=True,
+    postprocessing=filters.normalize,
+    shortcut=False,
+    options={
+        "guided": OptionSpec.boolean(),
+        "gradient_filter": OptionSpec.function(optional=True),
+    },
+)
 def layer_gradients(
     model: Any,
     inputs: tf.Tensor,

@@ -9,6 +9,7 @@ A wrapper keeps the one contract, so wrappers stack:
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,16 +23,54 @@ from keras_interp._validation import (
     received,
 )
 from keras_interp.methods._base import hashed_normal
+from keras_interp.methods.record import (
+    WRAPPER_RECORDS,
+    OptionSpec,
+    WrapperRecord,
+    memoized,
+    wrapper_record,
+)
 
 RESIZE_METHODS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "gaussian")
 
+# wrapped method -> (its wrapper's record, the wrapper's checked settings).
+_WRAPPED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
-def _wrap(method: Callable, wrapper: Callable, suffix: str, doc: str) -> Callable:
+
+def wrapper_of(method: Any) -> tuple[WrapperRecord, dict[str, Any]] | None:
+    """`(record of the wrapper, its settings)` if `method` was made by a meta
+    wrapper (`smooth(...)`, `tta(...)`), else `None`.
+
+    Example:
+        >>> record, settings = wrapper_of(smooth(gradients, repetitions=4))
+        >>> record.name, settings["repetitions"]
+        ('smooth', 4)
+    """
+    try:
+        return _WRAPPED.get(method)
+    except TypeError:
+        return None
+
+
+def _wrap(
+    method: Callable,
+    wrapper: Callable,
+    suffix: str,
+    doc: str,
+    settings: dict[str, Any],
+) -> Callable:
     functools.update_wrapper(wrapper, method)
     wrapper.__name__ = f"{getattr(method, '__name__', 'method')}_{suffix}"
     wrapper.__qualname__ = wrapper.__name__
     wrapper.__doc__ = doc
+    _WRAPPED[wrapper] = (WRAPPER_RECORDS[suffix], settings)
     return wrapper
+
+
+def _memo_key(suffix: str, method: Callable, settings: dict[str, Any]) -> Any:
+    """The identity of a wrapper: the wrapped method (by identity, so inline
+    wrappers of the same method share it) and its checked settings."""
+    return ("wrapper", suffix, method, tuple(sorted(settings.items())))
 
 
 def _check_seed(seed: Any) -> int | None:
@@ -129,14 +168,20 @@ def _noise_wrapper(method, repetitions, noise, seed, batch_size, reduce, suffix,
     seed = _check_seed(seed)
     batch_size = check_positive_int(batch_size, "batch_size")
     settings = (repetitions, noise, seed, batch_size)
+    named = dict(zip(("repetitions", "noise", "seed", "batch_size"), settings))
 
-    def wrapper(model, inputs, indices=None, **options):
-        if reduce is _mean and (noise == 0.0 or repetitions == 1):
-            return method(model, inputs, indices, **options)
-        logits, maps = _noisy_passes(method, model, inputs, indices, options, settings)
-        return tf.reduce_mean(logits, axis=0), reduce(maps)
+    def build() -> Callable:
+        def wrapper(model, inputs, indices=None, **options):
+            if reduce is _mean and repetitions == 1:  # one clean pass: the method
+                return method(model, inputs, indices, **options)
+            logits, maps = _noisy_passes(
+                method, model, inputs, indices, options, settings
+            )
+            return tf.reduce_mean(logits, axis=0), reduce(maps)
 
-    return _wrap(method, wrapper, suffix, doc)
+        return _wrap(method, wrapper, suffix, doc, named)
+
+    return memoized(_memo_key(suffix, method, named), build)
 
 
 def _mean(maps: tf.Tensor) -> tf.Tensor:
@@ -172,6 +217,15 @@ _NOISE_ARGS = """
 """
 
 
+_NOISE_OPTIONS = {
+    "repetitions": OptionSpec.integer(low=1),
+    "noise": OptionSpec.number(low=0),
+    "seed": OptionSpec.integer(low=0, optional=True),
+    "batch_size": OptionSpec.integer(low=1),
+}
+
+
+@wrapper_record(options=_NOISE_OPTIONS)
 def smooth(
     method: Callable,
     repetitions: int = 20,
@@ -183,7 +237,8 @@ def smooth(
     """SmoothGrad for any method: the mean of its maps over noisy inputs.
 
     `maps = mean_r method(x + eps_r)`, `eps_0 = 0`, `eps_r ~ N(0, noise^2)`.
-    Logits are averaged the same way. `smooth(m, noise=0)` is `m`. Works for
+    Logits are averaged the same way. `smooth(m, noise=0)` runs the passes on
+    copies with zero noise and so equals `m` up to round-off. Works for
     every method, CAMs and perturbation methods included, not only gradients.
 
     Example:
@@ -200,6 +255,7 @@ def smooth(
     )
 
 
+@wrapper_record(options=_NOISE_OPTIONS)
 def vargrad(
     method: Callable,
     repetitions: int = 20,
@@ -222,6 +278,7 @@ def vargrad(
     )
 
 
+@wrapper_record(options=_NOISE_OPTIONS)
 def squaregrad(
     method: Callable,
     repetitions: int = 20,
@@ -252,6 +309,13 @@ def _scaled_size(x: tf.Tensor, scale: float) -> Any:
     return tf.maximum(size, 1)
 
 
+@wrapper_record(
+    options={
+        "scales": OptionSpec.numbers(low=0, include_low=False),
+        "hflip": OptionSpec.boolean(),
+        "resize_method": OptionSpec.choice(*RESIZE_METHODS),
+    }
+)
 def tta(
     method: Callable,
     scales: Sequence[float] = (0.5, 1.5, 2.0),
@@ -267,7 +331,7 @@ def tta(
     ALL passes: `(1 + len(scales)) * (2 if hflip else 1)` of them.
     keras-explainable divided by `len(scales) * (2 if hflip else 1)`, leaving
     out the unscaled passes, so its result was too large by a constant factor;
-    this is the true mean. `tta(m, scales=(), hflip=False)` is `m`.
+    this is the true mean. `tta(m, scales=(1.0,), hflip=False)` equals `m`.
 
     The model must accept the rescaled inputs. Exposed models do (they run
     layer by layer); a functional model with a fixed input shape refuses
@@ -306,6 +370,28 @@ def tta(
         raise TypeError(f"`hflip` must be a bool. {received('hflip', hflip)}")
     check_one_of(resize_method, RESIZE_METHODS, "resize_method")
     scales = tuple(float(s) for s in scales)
+    named = {"scales": scales, "hflip": hflip, "resize_method": resize_method}
+    return memoized(
+        _memo_key("tta", method, named),
+        lambda: _wrap(
+            method,
+            _tta(method, scales, hflip, resize_method),
+            "tta",
+            _tta_doc(method, scales, hflip),
+            named,
+        ),
+    )
+
+
+def _tta_doc(method: Callable, scales: tuple, hflip: bool) -> str:
+    return (
+        f"Test-time augmentation of `{getattr(method, '__name__', 'method')}` "
+        f"over scales {scales}{' and mirror images' if hflip else ''}."
+    )
+
+
+def _tta(method: Callable, scales: tuple, hflip: bool, resize_method: str):
+    """The function `tta` returns (before naming)."""
 
     def wrapper(model, inputs, indices=None, **options):
         x = tf.convert_to_tensor(inputs, tf.float32)
@@ -335,11 +421,7 @@ def tta(
             passes += 1
         return total_logits / passes, total_maps / passes
 
-    doc = (
-        f"Test-time augmentation of `{getattr(method, '__name__', 'method')}` "
-        f"over scales {scales}{' and mirror images' if hflip else ''}."
-    )
-    return _wrap(method, wrapper, "tta", doc)
+    return wrapper
 
 
-__all__ = ["smooth", "squaregrad", "tta", "vargrad"]
+__all__ = ["smooth", "squaregrad", "tta", "vargrad", "wrapper_of"]

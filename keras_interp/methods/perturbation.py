@@ -13,8 +13,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from keras_interp import filters
 from keras_interp._validation import check_positive_int, received
 from keras_interp.methods._base import Size, channels_last, chunked, scores, size
+from keras_interp.methods.record import OptionSpec, method_record
 
 
 def _check_pair(value: Any, arg: str, height: Size, width: Size) -> tuple[int, int]:
@@ -96,6 +98,17 @@ def _gather_rows(indices: Any, rows: tf.Tensor) -> tf.Tensor | None:
     return None if indices is None else tf.gather(tf.convert_to_tensor(indices), rows)
 
 
+@method_record(
+    family="perturbation",
+    postprocessing=filters.positive_normalize,
+    signed=True,
+    options={
+        "window": OptionSpec.pair(),
+        "stride": OptionSpec.pair(),
+        "occluder": OptionSpec(check=lambda v, _: _check_occluder(v, None)),
+        "batch_size": OptionSpec.integer(low=1),
+    },
+)
 def occlusion(
     model: Any,
     inputs: tf.Tensor,
@@ -114,10 +127,14 @@ def occlusion(
     `[i*h_step, i*h_step + height)` and columns `[j*w_step, j*w_step + width)`
     set to `occluder`, and
 
-        maps[b, i, j, l] = s_l(x_b) - s_l(x_b occluded at (i, j)),
+        d[b, i, j, l] = s_l(x_b) - s_l(x_b occluded at (i, j)),
+        maps[b, y, x, l] = mean of d[b, i, j, l] over the windows (i, j)
+                           that covered pixel (y, x)   (0 if none did),
 
-    so positive values mark regions whose occlusion lowers the score. This is
-    dnnbrain's `OccluderDiscrepancyMapping` with its argument order: `window`
+    so positive values mark regions whose occlusion lowers the score, placed
+    where the windows were (captum's `Occlusion` averages the same way). The
+    grid `d` is dnnbrain's `OccluderDiscrepancyMapping` with its argument
+    order: `window`
     is `(width, height)` and `stride` is `(w_step, h_step)`; channels are
     0-based. dnnbrain's `metric` (how a channel map is reduced to one number)
     is not an argument: what is explained is chosen once for every method with
@@ -144,9 +161,10 @@ def occlusion(
 
     Returns:
         `(logits, maps)` of shapes `(B, L)` (the clean scores) and
-        `(B, n_row, n_col, L)` with `n_row = (H - height) // h_step + 1`,
-        `n_col = (W - width) // w_step + 1` (see `occlusion_grid_shape`): one
-        value per window position, not image-sized (the engine resizes).
+        `(B, H, W, L)`, at the input resolution: the grid of `n_row x n_col`
+        window positions (see `occlusion_grid_shape`) spread over the pixels
+        each window covered. Pixels past the last window (when `(H - height)`
+        is not a multiple of `h_step`) are 0.
 
     Raises:
         ValueError: bad `window`, `stride`, `occluder`, `batch_size`, `inputs`
@@ -160,7 +178,7 @@ def occlusion(
         >>> logits, maps = occlusion(model, tf.ones((1, 8, 8, 3)), [[1]],
         ...                          window=(4, 4), stride=(2, 2))
         >>> maps.shape
-        TensorShape([1, 3, 3, 1])
+        TensorShape([1, 8, 8, 1])
 
     References:
         Zeiler & Fergus, Visualizing and Understanding Convolutional Networks,
@@ -197,8 +215,39 @@ def occlusion(
 
     occluded = tf.zeros([batch, positions, units])
     occluded = chunked(batch * positions, batch_size, update, occluded)
-    maps = tf.reshape(logits[:, None, :] - occluded, [batch, n_row, n_col, units])
-    return logits, maps
+    grid = tf.reshape(logits[:, None, :] - occluded, [batch, n_row, n_col, units])
+    return logits, spread_windows(
+        grid, (height, width), (win_h, win_w), (step_h, step_w)
+    )
+
+
+def _coverage(length: Size, count: Size, window: int, step: int) -> tf.Tensor:
+    """`(length, count)` float 0/1: pixel `p` lies in window position `i`."""
+    pixels = tf.range(length)[:, None]
+    starts = (tf.range(count) * step)[None]
+    return tf.cast((pixels >= starts) & (pixels < starts + window), tf.float32)
+
+
+def spread_windows(
+    grid: tf.Tensor,
+    image_size: tuple[Size, Size],
+    window: tuple[int, int],
+    stride: tuple[int, int],
+) -> tf.Tensor:
+    """Window values `(B, n_row, n_col, L)` as pixels `(B, H, W, L)`: each pixel
+    gets the mean of the values of the windows that covered it (0 if none did).
+
+    So a window's value lies where the window was, whatever the grid's size
+    (resizing the grid to the image would stretch it: window centres do not
+    span the image evenly). `window` and `stride` are `(height, width)` here.
+    Coverage is separable, so the sum is `R @ grid @ C.T` with 0/1 coverage
+    matrices `R (H, n_row)`, `C (W, n_col)`, and the count `rows * cols`.
+    """
+    rows = _coverage(image_size[0], tf.shape(grid)[1], window[0], stride[0])
+    cols = _coverage(image_size[1], tf.shape(grid)[2], window[1], stride[1])
+    total = tf.einsum("hi,bijl,wj->bhwl", rows, grid, cols)
+    count = tf.reduce_sum(rows, 1)[:, None] * tf.reduce_sum(cols, 1)[None, :]
+    return tf.math.divide_no_nan(total, count[None, :, :, None])
 
 
 def _check_probability(value: Any) -> float:
@@ -284,6 +333,17 @@ def rise_masks(
     return _rise_upsample(grids, shifts, height, width)
 
 
+@method_record(
+    family="perturbation",
+    postprocessing=filters.normalize,
+    options={
+        "num_masks": OptionSpec.integer(low=1),
+        "grid_size": OptionSpec.integer(low=1),
+        "probability": OptionSpec.number(low=0, high=1, include_low=False),
+        "batch_size": OptionSpec.integer(low=1),
+        "seed": OptionSpec.integer(low=0),
+    },
+)
 def rise(
     model: Any,
     inputs: tf.Tensor,

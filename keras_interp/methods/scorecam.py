@@ -7,6 +7,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from keras_interp import filters
 from keras_interp._validation import check_one_of, check_positive_int, received
 from keras_interp.inspection.units import gather_units
 from keras_interp.methods._base import scores
@@ -16,8 +17,20 @@ from keras_interp.methods.cams import (
     float_inputs,
     spatial_axes,
 )
+from keras_interp.methods.record import OptionSpec, method_record
 
 
+@method_record(
+    family="cam",
+    exposed=True,
+    postprocessing=filters.positive_normalize,
+    signed=True,
+    options={
+        "batch_size": OptionSpec.integer(low=1),
+        "max_channels": OptionSpec.integer(low=1, optional=True),
+        "rank_by": OptionSpec.choice("mean", "std"),
+    },
+)
 def scorecam(
     model: Any,
     inputs: tf.Tensor,

@@ -18,7 +18,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from keras_interp._validation import check_positive_int, received
+from keras_interp._validation import (
+    check_positive_int,
+    progress_verbosity,
+    received,
+)
 from keras_interp.images import crop_to_square_and_resize, load_image
 
 
@@ -123,7 +127,9 @@ class Model:
             images: images of any supported kind.
             layer_name: one of `output_layer_names`.
             batch_size: images per forward pass.
-            verbose: `"auto"` shows a progress bar from 4 batches on; 0 or 1.
+            verbose: `"auto"` shows a progress bar from
+                `AUTO_PROGRESS_MIN_STEPS` (5) batches on, as `explain`; 0, 1
+                or 2.
 
         Returns:
             float32 `(N, D)`.
@@ -134,8 +140,8 @@ class Model:
         batch_size = check_positive_int(batch_size, "batch_size")
         images = list(images)
         batches = range(0, len(images), batch_size)
-        show = verbose == 1 or (verbose == "auto" and len(batches) >= 4)
-        bar = keras.utils.Progbar(len(batches), verbose=int(show), unit_name="batch")
+        show = progress_verbosity(verbose, len(batches))
+        bar = keras.utils.Progbar(len(batches), verbose=show, unit_name="batch")
         rows = []
         for done, start in enumerate(batches, 1):
             chunk = images[start : start + batch_size]
@@ -205,7 +211,7 @@ class KerasModel(Model):
     def check_layer(self, layer_name: str) -> str:
         from keras_interp.inspection import find_layer
 
-        find_layer(self.keras_model, layer_name)  # ValueError with suggestions
+        find_layer(self.keras_model, layer_name, arg="layer_name")  # with hints
         return layer_name
 
     def _model(self, arguments: tuple[str, ...], logits: bool) -> Any:

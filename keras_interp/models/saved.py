@@ -94,7 +94,11 @@ def load_saved_model(
 
     Raises:
         FileNotFoundError: no such directory.
-        ValueError: unknown signature or output key, no usable function, or no
+        ValueError: a file instead of a directory (a `.keras`/`.h5` file gets a
+            hint), a directory without `saved_model.pb`, a SavedModel that
+            TensorFlow cannot load (corrupt or truncated `saved_model.pb`,
+            missing variables: TensorFlow's error is chained and the message
+            names the path); unknown signature or output key, no usable function, or no
             float image input; the message lists what exists.
         TypeError: `handle` of another type (a Keras model: use `KerasModel`).
 
@@ -153,12 +157,23 @@ def _resolve(handle: Any) -> Any:
 
             return hub.load(text)
         path = pathlib.Path(text).expanduser()
-        if not path.is_dir():
+        if not path.exists():
             raise FileNotFoundError(
                 "`handle` must be an existing SavedModel directory or a TF-Hub "
                 f"handle with '://'. {received('handle', text)}"
             )
-        return tf.saved_model.load(str(path))
+        if not path.is_dir():
+            hint = (
+                " A Keras file: load it with `keras.saving.load_model` and wrap "
+                "it in `KerasModel`."
+                if path.suffix in (".keras", ".h5", ".hdf5")
+                else ""
+            )
+            raise ValueError(
+                f"`handle` must be a SavedModel directory, not a file.{hint} "
+                f"{received('handle', text)}"
+            )
+        return _load_directory(path, text)
     if hasattr(handle, "resolved_object"):  # hub.KerasLayer
         return handle.resolved_object
     if hasattr(handle, "layers") and not hasattr(handle, "signatures"):
@@ -167,6 +182,27 @@ def _resolve(handle: Any) -> Any:
             f"{received('handle', handle)}"
         )
     return handle
+
+
+def _load_directory(path: pathlib.Path, text: str) -> Any:
+    """`tf.saved_model.load(path)`, its errors wrapped in a ValueError naming it."""
+    if (
+        not (path / "saved_model.pb").exists()
+        and not (path / "saved_model.pbtxt").exists()
+    ):
+        raise ValueError(
+            f"`handle` must be a SavedModel directory, but {text!r} holds no "
+            f"saved_model.pb (its files: {sorted(p.name for p in path.iterdir())[:8]})"
+            f". {received('handle', text)}"
+        )
+    try:
+        return tf.saved_model.load(str(path))
+    except Exception as error:  # noqa: BLE001 (TF's loader raises many types)
+        raise ValueError(
+            f"Could not load the SavedModel at {text!r} "
+            f"({type(error).__name__}: {str(error).strip()[:300]}). "
+            f"{received('handle', text)}"
+        ) from error
 
 
 def _function(obj: Any, signature: str | None) -> Any:

@@ -171,8 +171,27 @@ def _json(value: Any) -> Any:
     return array.tolist() if array.ndim else array.item()
 
 
-def _pick(values: tf.Tensor, index: Any) -> tf.Tensor:
-    """`values[:, index]` for an int, or one index per image for a sequence."""
+def _pick(values: tf.Tensor, index: Any, where: str = "the layer") -> tf.Tensor:
+    """`values[:, index]` for an int, or one index per image for a sequence.
+
+    Raises:
+        ValueError: an index past the last unit of `values` (`where` names the
+            layer or the logits in the message), or a sequence whose length
+            differs from the batch size.
+    """
+    width = values.shape[-1]
+    largest = max(index) if isinstance(index, tuple) else index
+    if width is not None and largest >= width:
+        raise ValueError(
+            f"`index` {largest} is out of range for {where}, which has {width} "
+            f"units (valid: 0 to {width - 1}). {received('index', index)}"
+        )
+    batch = values.shape[0]
+    if isinstance(index, tuple) and batch is not None and len(index) != batch:
+        raise ValueError(
+            f"`index` gives {len(index)} indices (one per image) but the batch has "
+            f"{batch} images. {received('index', index)}"
+        )
     if isinstance(index, (int, np.integer)):
         return values[:, int(index)]
     index = tf.constant(np.asarray(index, np.int32))
@@ -202,7 +221,7 @@ def class_logit(index: Any) -> Objective:
     """The logit of class `index` (one int, or one per image)."""
     index = _check_index(index)
     return Objective(
-        lambda ctx: _pick(ctx.logits, index),
+        lambda ctx: _pick(ctx.logits, index, "the logits"),
         f"class_logit({index})",
         needs_logits=True,
         config=_config("class_logit", index=_json(index)),
@@ -213,7 +232,7 @@ def class_probability(index: Any) -> Objective:
     """The softmax probability of class `index` (one int, or one per image)."""
     index = _check_index(index)
     return Objective(
-        lambda ctx: _pick(tf.nn.softmax(ctx.logits, -1), index),
+        lambda ctx: _pick(tf.nn.softmax(ctx.logits, -1), index, "the logits"),
         f"class_probability({index})",
         needs_logits=True,
         config=_config("class_probability", index=_json(index)),
@@ -234,7 +253,7 @@ def channel(layer: Any, index: Any, reduce: str = "mean") -> Objective:
         x = ctx.layer(layer)
         if x.shape.rank > 2:
             x = reducer(x, _spatial_axes(x))
-        return _pick(x, index)
+        return _pick(x, index, f"layer {layer_key(layer)!r}")
 
     return Objective(
         fn,
@@ -271,7 +290,7 @@ def neuron(layer: Any, index: Any, position: Sequence[int] | None = None) -> Obj
                 f"`position` is outside the {tuple(x.shape[1:3])} map of layer "
                 f"{layer_key(layer)!r}. {received('position', position)}"
             )
-        return _pick(x[:, row, col], index)
+        return _pick(x[:, row, col], index, f"layer {layer_key(layer)!r}")
 
     return Objective(
         fn,

@@ -206,7 +206,7 @@ def class_prototypes(
     seed: int = 0,
     log_freq: int = 100,
     callback: Callable | None = None,
-    verbose: int = 0,
+    verbose: str | int = 0,
 ) -> Prototypes:
     """Optimise `per_class` inputs per class to be classified as that class.
 
@@ -253,7 +253,7 @@ def class_prototypes(
         parameterisation: `'fourier'` or `'pixel'`.
         equalise_amount: Leap's `equalise`, in [0, 1].
         callback: `callback(step, composites, probabilities)` at logged steps.
-        verbose: 0 or 1 (a progress bar).
+        verbose: 0, 1 (a progress bar), 2 or `"auto"` (as `render`).
 
     Returns:
         `Prototypes`, images grouped by class: image `i` is of class
@@ -366,7 +366,7 @@ def class_prototypes(
         lr=lr,
         seed=seed,
         input_range=(0.0, 1.0),
-        preprocess=preprocessing,
+        preprocessing=preprocessing,
         verbose=verbose,
         callback=on_step,
     )

@@ -18,7 +18,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_interp._validation import check_one_of, check_positive_int, received
+from keras_interp._validation import (
+    check_positive_float,
+    check_positive_int,
+    progress_verbosity,
+    received,
+    renamed_argument,
+)
 from keras_interp.synthesis.context import Context, layer_key
 from keras_interp.synthesis.objectives import Objective
 from keras_interp.synthesis.param import Param, fourier_image
@@ -197,18 +203,19 @@ def render(
     optimizer: Any = None,
     seed: int = 0,
     input_range: tuple[float, float] | None = None,
-    preprocess: Callable | None = None,
+    preprocessing: Callable | None = None,
     verbose: str | int = "auto",
     history_every: int = 1,
     jit_compile: bool = False,
     background: Any = None,
     callback: Callable | None = None,
+    preprocess: Callable | None = None,
 ) -> RenderResult:
     """Optimise `param`'s images to maximise `objective` on `model`.
 
     Each step: `images = param()`; `x = transforms(images, fold_seed(seed,
     step))`; with an alpha channel, `x = rgb * a + background * (1 - a)`;
-    `model_input = preprocess(low + x * (high - low))` (resized to the
+    `model_input = preprocessing(low + x * (high - low))` (resized to the
     model's input size if it is fixed and differs); the objective reads the
     logits and layers of one forward pass; the loss `-mean_b(value)` is
     minimised by the optimiser. Runs with the same seed are bit-identical.
@@ -228,10 +235,11 @@ def render(
             param).
         input_range: `(low, high)` the model expects; None uses the model's
             `input_value_range` if it has one, else (0, 1).
-        preprocess: a function applied after the range map, e.g.
+        preprocessing: a function applied after the range map, e.g.
             `keras.applications.mobilenet_v2.preprocess_input` with
             `input_range=(0, 255)`.
-        verbose: 0, 1, or `"auto"` (1): a `keras.utils.Progbar`.
+        verbose: 0, 1, 2, or `"auto"` (a `keras.utils.Progbar` from 5 steps
+            on, the rule of `explain`).
         history_every: record the objective every this many steps.
         jit_compile: compile the step with XLA.
         background: with an alpha param, what shows through: None for uniform
@@ -240,15 +248,18 @@ def render(
         callback: `callback(step, value, param)` called after each step in
             Python (e.g. to assign a blur schedule's `tf.Variable`); returning
             True stops the optimisation.
+        preprocess: deprecated name of `preprocessing` (a DeprecationWarning).
 
     Returns:
         A `RenderResult` with the images `(B, H, W, C)` in [0, 1] and the
         history.
 
     Raises:
-        ValueError: bad `steps`, `input_range`, `verbose`; an objective that
-            does not depend on the param.
-        TypeError: `objective` is not an `Objective`.
+        ValueError: bad `steps`, `input_range`, `verbose`; a NaN, infinite or
+            non-positive `lr`; an objective that does not depend on the param,
+            or whose channel or class index is past the width of its layer or
+            of the logits.
+        TypeError: `objective` is not an `Objective`; `lr` not a number.
 
     Example:
         >>> model = keras_interp.testing.models.gap_dense(size=16)
@@ -266,9 +277,12 @@ def render(
             f"`objective` must be an Objective. {received('objective', objective)}"
         )
     steps = check_positive_int(steps, "steps")
+    lr = check_positive_float(lr, "lr")
     history_every = check_positive_int(history_every, "history_every")
-    if verbose != "auto":
-        check_one_of(verbose, (0, 1, True, False), "verbose")
+    show = progress_verbosity(verbose, steps)
+    preprocess = renamed_argument(
+        preprocessing, preprocess, "preprocessing", "preprocess"
+    )
     low, high = _range(model, input_range)
     size = _input_size(model)
     if param is None:
@@ -316,7 +330,6 @@ def render(
         return total, per_image
 
     compiled = tf.function(step_fn, jit_compile=jit_compile, reduce_retracing=True)
-    show = 1 if verbose == "auto" else int(verbose)
     bar = keras.utils.Progbar(steps, verbose=show, stateful_metrics=["objective"])
     history, history_steps, per_image = [], [], None
     for step in range(steps):

@@ -1,7 +1,7 @@
-"""The method contract table: every registered method, on tiny models, with
-options small enough for tests. `tests/methods/test_contract.py` runs each
-entry (and its `smooth`/`tta` wraps) over input kinds, batch sizes, indices and
-compilation modes, and checks they all give the same numbers.
+"""The method contract: `assert_method_contract`, a check any method can be
+run through (yours before you register it), and the table of tiny models and
+small options the library's own methods are checked with
+(`tests/methods/test_contract.py`).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from keras_interp import methods
 from keras_interp.shortcuts import prepare
@@ -82,3 +83,145 @@ def data(batch: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     x = rng.uniform(-1, 1, (batch, SIZE, SIZE, 3)).astype("float32")
     return x, rng.integers(0, CLASSES, (batch, 1)).astype("int32")
+
+
+def _close(actual: Any, expected: Any, what: str, atol: float) -> None:
+    expected = np.asarray(expected)
+    scale = max(float(np.max(np.abs(expected))) if expected.size else 0.0, 1e-3)
+    np.testing.assert_allclose(
+        np.asarray(actual), expected, rtol=atol, atol=atol * scale, err_msg=what
+    )
+
+
+def assert_method_contract(
+    method: Any,
+    model: Any = None,
+    *,
+    options: dict[str, Any] | None = None,
+    x: Any = None,
+    indices: Any = None,
+    batch_sizes: tuple[int, ...] = (1, 3),
+    jit_compile: bool = True,
+    atol: float = 1e-4,
+) -> None:
+    """Check that `method` keeps the method contract, as the built-in ones do.
+
+    Run it on your own method before registering it (Keras' `run_layer_test`
+    is the model). It checks, on `x` (eight random 12x12 images by default):
+
+    1. shapes and dtype: `logits (B, L)` and `maps (B, H', W', L)` float32,
+       finite and not all zero;
+    2. `indices=None` explains every unit: unit `y`'s logits and map equal
+       those explained for `y` alone;
+    3. batch-size invariance: `explain(..., batch_size=b)` for each of
+       `batch_sizes` (and a batched `tf.data.Dataset`) equals one call;
+    4. eager == `tf.function` == `jit_compile=True` (XLA) == a trace with
+       unknown batch and unit counts.
+
+    Args:
+        method: a method name, spec or function.
+        model: the model to explain; exposed automatically as the method's
+            record says (`prepare`). Defaults to `flat_model()`, a small
+            conv -> GAP -> Dense classifier of 3 classes.
+        options: keyword options for the method.
+        x: images `(B, H, W, C)` for `model`.
+        indices: int `(B, 1)` units to explain; random ones by default.
+        batch_sizes: batch sizes `explain` runs with.
+        jit_compile: also check XLA (leave it on unless the method cannot be
+            compiled by XLA).
+        atol: relative and absolute tolerance (relative to the largest value).
+
+    Raises:
+        AssertionError: the first broken rule, named in the message.
+
+    Example:
+        >>> assert_method_contract("gradcam")
+        >>> def doubled(model, inputs, indices=None, *, spatial_axis=(-3, -2)):
+        ...     logits, maps = methods.gradients(model, inputs, indices)
+        ...     return logits, 2.0 * maps
+        >>> assert_method_contract(doubled, options={})
+    """
+    from keras_interp.engine import explain
+    from keras_interp.testing.compilation import assert_compiles_alike
+
+    function = methods.get(method)
+    model = flat_model() if model is None else model
+    model = prepare(model, function)
+    options = dict(options or {})
+    if x is None:
+        x, default_indices = data()
+        indices = default_indices if indices is None else indices
+    x = np.asarray(x, np.float32)
+    if indices is None:
+        outputs = model(x[:1])
+        first = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+        units = int(first.shape[-1])
+        rng = np.random.default_rng(0)
+        indices = rng.integers(0, units, (len(x), 1)).astype("int32")
+    indices = np.asarray(indices, np.int32)
+    name = getattr(function, "__name__", repr(method))
+    batch = len(x)
+
+    # 1. Shapes, dtype, finite values.
+    logits, maps = function(model, tf.constant(x), tf.constant(indices), **options)
+    expect = f"{name}: logits of shape {(batch, indices.shape[1])}"
+    assert tuple(logits.shape) == (batch, indices.shape[1]), (
+        f"{expect}, got {logits.shape}"
+    )
+    assert maps.shape.rank == 4, f"{name}: maps of rank 4, got {maps.shape}"
+    assert maps.shape[0] == batch and maps.shape[-1] == indices.shape[1], (
+        f"{name}: maps (B, H', W', L) = ({batch}, ..., {indices.shape[1]}), "
+        f"got {maps.shape}"
+    )
+    assert logits.dtype == tf.float32 and maps.dtype == tf.float32, (
+        f"{name}: float32 outputs, got {logits.dtype} and {maps.dtype}"
+    )
+    assert np.isfinite(logits).all() and np.isfinite(maps).all(), (
+        f"{name}: NaN or infinite values"
+    )
+    assert float(tf.reduce_max(tf.abs(maps))) > 0, f"{name}: all-zero maps"
+
+    # 2. indices=None explains every unit.
+    all_logits, all_maps = function(model, tf.constant(x), None, **options)
+    rows = np.arange(batch)
+    _close(
+        np.asarray(all_logits)[rows, indices[:, 0]],
+        logits[:, 0],
+        f"{name}: logits with indices=None",
+        atol,
+    )
+    _close(
+        np.asarray(all_maps)[rows, ..., indices[:, 0]],
+        maps[..., 0],
+        f"{name}: maps with indices=None",
+        atol,
+    )
+
+    # 3. Batch-size invariance through the engine.
+    run = dict(resizing=False, verbose=0, **options)
+    paths = {
+        f"explain(batch_size={size})": explain(
+            function, model, x, indices, batch_size=size, **run
+        )
+        for size in batch_sizes
+    }
+    dataset = tf.data.Dataset.from_tensor_slices((x, indices)).batch(batch)
+    paths["explain(tf.data.Dataset)"] = explain(function, model, dataset, **run)
+    for path, (path_logits, path_maps) in paths.items():
+        _close(path_logits, logits, f"{name}: logits via {path}", atol)
+        _close(path_maps, maps, f"{name}: maps via {path}", atol)
+
+    # 4. Eager == tf.function == XLA == unknown shapes.
+    if jit_compile:
+        assert_compiles_alike(
+            function,
+            model,
+            tf.constant(x),
+            tf.constant(indices),
+            options,
+            atol=atol,
+        )
+    else:
+        graph = tf.function(lambda x, i: function(model, x, i, **options))
+        for got, want, what in zip(graph(x, indices), (logits, maps), "lm"):
+            _close(got, want, f"{name}: tf.function {what}", atol)

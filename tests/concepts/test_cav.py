@@ -174,8 +174,40 @@ def test_bad_file_errors_name_the_path(tmp_path, case):
 
 
 def test_missing_file():
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="Received: path=.*nothing.cav"):
         CAV.load(DATA / "nothing.cav")
+
+
+def test_save_errors_name_the_users_path_not_the_temporary_file(tmp_path):
+    cav = CAV(uuid.uuid4(), [1.0, 0.0], "layer")
+    target = tmp_path / "missing_folder" / "concept.cav"
+    with pytest.raises(FileNotFoundError) as info:
+        cav.save(target)
+    assert str(target) in str(info.value) and ".tmp" not in str(info.value)
+    assert info.value.errno == 2
+    bad = CAV(uuid.uuid4(), [0.0, 1.0], "layer", {"bad": object()})
+    with pytest.raises(TypeError) as info:
+        bad.save(tmp_path / "c.cav")
+    assert "c.cav" in str(info.value) and ".tmp" not in str(info.value)
+
+
+def test_stale_temporary_files_of_a_killed_save_are_removed(tmp_path):
+    from keras_interp.concepts.cav_file import STALE_SECONDS
+
+    path = tmp_path / "concept.cav"
+    stale = tmp_path / ".concept.cav.0123456789ab.tmp"  # as a killed save leaves
+    fresh = tmp_path / ".concept.cav.ba9876543210.tmp"  # a save in progress
+    other = tmp_path / ".other.cav.0123456789ab.tmp"  # another file's
+    for leftover in (stale, fresh, other):
+        leftover.write_bytes(b"partial")
+        if leftover != fresh:
+            old = leftover.stat().st_mtime - STALE_SECONDS - 5
+            os.utime(leftover, (old, old))
+    CAV(uuid.uuid4(), [1.0, 0.0], "layer").save(path)
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        [fresh.name, other.name, "concept.cav"]
+    )
+    assert CAV.load(path).vector.tolist() == [1.0, 0.0]
 
 
 # -- atomic save ----------------------------------------------------------------------

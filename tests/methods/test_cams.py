@@ -139,19 +139,50 @@ def test_layercam_is_positive_weight_cam(gap):
     close(layercam(exposed, x, [[1], [1]])[1], expected[..., 1:2])
 
 
-def test_gradcampp_matches_formula(gap):
-    exposed, x, logits, activations, kernel = gap
-    scores, maps = gradcampp(exposed, x)
-    g = np.broadcast_to((kernel / 64.0).T[None, :, None, None, :], (2, 3, 8, 8, 4))
+def paper_gradcampp(logits, activations, g):
+    """The paper's (and keras-explainable's) formula, exp(S) included."""
     total = activations.sum(axis=(1, 2))[:, None, None, None, :]
     denominator = 2 * g**2 + total * g**3
     alpha = np.where(denominator != 0, g**2 / np.where(denominator, denominator, 1), 0)
     relu = np.maximum(np.exp(logits)[:, :, None, None, None] * g, 0.0)
     weights = (alpha * relu).sum(axis=(2, 3))  # (B, K, C)
-    expected = np.einsum("bhwc,bkc->bhwk", activations, weights)
+    return np.einsum("bhwc,bkc->bhwk", activations, weights)
+
+
+def test_gradcampp_matches_formula(gap):
+    exposed, x, logits, activations, kernel = gap
+    scores, maps = gradcampp(exposed, x)
+    g = np.broadcast_to((kernel / 64.0).T[None, :, None, None, :], (2, 3, 8, 8, 4))
+    expected = paper_gradcampp(logits, activations, g)
     assert np.isfinite(maps).all()
     close(scores, logits)
-    close(maps, expected, atol=1e-4)
+    # The paper's maps are ours times exp(S), a positive constant per map.
+    close(np.asarray(maps) * np.exp(logits)[:, None, None, :], expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("shift", [0.0, 80.0, 100.0, 1e4, 1e30])
+def test_gradcampp_is_finite_for_any_logit(shift):
+    # A bias moves the logits but no gradient: the maps must not change, even
+    # where exp(logit) overflows float32 (above ~88.7).
+    model = models.gap_dense()
+    dense = model.get_layer("logits")
+    kernel, bias = dense.get_weights()
+    dense.set_weights([kernel, bias + shift])
+    exposed = expose(model)
+    x = images()
+    scores, maps = gradcampp(exposed, x)
+    assert np.isfinite(maps).all() and np.isfinite(scores).all()
+    assert float(np.min(scores)) > shift - 50
+    dense.set_weights([kernel, bias])
+    close(maps, gradcampp(exposed, x)[1], atol=1e-5)
+    if shift < 88:  # where the paper's formula is finite, they agree
+        logits, activations = (t.numpy().astype("float64") for t in exposed(x))
+        dense.set_weights([kernel, bias + shift])
+        logits = exposed(x)[0].numpy().astype("float64")
+        g = np.broadcast_to((kernel / 64.0).T[None, :, None, None, :], (2, 3, 8, 8, 4))
+        expected = paper_gradcampp(logits, activations, g)
+        scale = np.exp(logits)[:, None, None, :]
+        np.testing.assert_allclose(np.asarray(maps) * scale, expected, rtol=1e-4)
 
 
 def test_cam_explicit_logits_layer(gap):

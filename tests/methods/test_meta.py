@@ -108,15 +108,39 @@ def test_vargrad_and_squaregrad():
     np.testing.assert_allclose(sq, np.mean(np.square(passes), axis=0), atol=1e-5)
 
 
-def test_identity_laws(linear):
+def test_identity_laws_run_the_real_path(linear):
     x = _x()
+    calls = []
+
+    def counted(model, inputs, indices=None, *, spatial_axis=(-3, -2)):
+        calls.append(inputs.shape)
+        return input_gradient(model, inputs, indices)
+
     reference = input_gradient(linear, x, [[1], [0], [1]])
-    for wrapped in (
-        smooth(input_gradient, noise=0.0),
-        tta(input_gradient, scales=(), hflip=False),
+    for wrapped, passes in (
+        (smooth(counted, repetitions=4, noise=0.0, batch_size=64), 1),
+        (smooth(counted, repetitions=4, noise=0.0, batch_size=3), 4),
+        (tta(counted, scales=(1.0,), hflip=False), 2),
     ):
+        calls.clear()
         for a, b in zip(wrapped(linear, x, [[1], [0], [1]]), reference):
-            np.testing.assert_array_equal(a, b)
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+        # The method really ran on the copies: 4 copies of 3 images in one
+        # call, or 4 calls of 3; tta's unscaled and rescaled passes.
+        assert len(calls) == passes
+        assert calls[0][0] == (12 if passes == 1 else 3)
+
+
+def test_wrappers_built_twice_are_one_object():
+    built = [smooth(input_gradient, repetitions=5, seed=0) for _ in range(3)]
+    assert built[0] is built[1] is built[2]
+    assert smooth(input_gradient, 5, 0.1, 0) is built[0]  # positional, same values
+    assert smooth(input_gradient, repetitions=6, seed=0) is not built[0]
+    assert vargrad(input_gradient, repetitions=5, seed=0) is not built[0]
+    nested = [tta(smooth(input_gradient), scales=[0.5, 2]) for _ in range(2)]
+    assert nested[0] is nested[1]
+    assert tta(smooth(input_gradient), scales=(0.5, 2.0)) is nested[0]
+    assert tta(smooth(input_gradient), scales=(2.0, 0.5)) is not nested[0]
 
 
 def test_tta_is_the_true_mean():

@@ -50,7 +50,28 @@ def images(batch=2, channels=1, height=SIZE, width=SIZE, seed=0):
     return rng.uniform(1.0, 2.0, (batch, height, width, channels)).astype(np.float32)
 
 
+def spread_reference(grid, height, width, window, stride):
+    """Each pixel: the mean of the grid values of the windows covering it."""
+    (win_w, win_h), (step_w, step_h) = window, stride
+    total = np.zeros((len(grid), height, width, grid.shape[-1]), np.float64)
+    count = np.zeros((height, width))
+    for i in range(grid.shape[1]):
+        for j in range(grid.shape[2]):
+            rows = slice(i * step_h, i * step_h + win_h)
+            cols = slice(j * step_w, j * step_w + win_w)
+            total[:, rows, cols] += grid[:, i : i + 1, j : j + 1]
+            count[rows, cols] += 1
+    return np.where(count[..., None] > 0, total / np.maximum(count, 1)[..., None], 0)
+
+
 def occlusion_reference(f, x, window, stride, fill):
+    """dnnbrain's loop (occlude each window position, subtract the scores),
+    each window's value spread over the pixels it hid."""
+    grid = grid_reference(f, x, window, stride, fill)
+    return spread_reference(grid, x.shape[1], x.shape[2], window, stride)
+
+
+def grid_reference(f, x, window, stride, fill):
     """dnnbrain's loop: occlude each window position, subtract the scores."""
     (win_w, win_h), (step_w, step_h) = window, stride
     n_row = (x.shape[1] - win_h) // step_h + 1
@@ -90,7 +111,7 @@ def test_asymmetric_window_follows_width_height_order():
     model, f = region_model(height=10, width=14)
     x = images(1, height=10, width=14)
     logits, maps = occlusion(model, x, window=(5, 3), stride=(3, 2), batch_size=5)
-    assert maps.shape == (1, 4, 4, 2)  # rows (10-3)//2+1, cols (14-5)//3+1
+    assert maps.shape == (1, 10, 14, 2)  # the grid: (10-3)//2+1, (14-5)//3+1
     np.testing.assert_allclose(logits, f(x), rtol=1e-6)
     expected = occlusion_reference(f, x, (5, 3), (3, 2), 0.0)
     np.testing.assert_allclose(maps, expected, rtol=1e-5, atol=1e-5)
@@ -103,20 +124,73 @@ def test_occlusion_localises_exactly_the_region():
     model, f = region_model()
     x = images()
     logits, maps = occlusion(model, x, [[0], [0]], window=(3, 3), stride=(1, 1))
-    assert maps.shape == (2, 10, 10, 1)
+    assert maps.shape == (2, SIZE, SIZE, 1)
     maps = maps.numpy()[..., 0]
-    expected = np.zeros_like(maps)
+    grid = np.zeros((2, 10, 10))
     for i in range(10):
         for j in range(10):
             rows = slice(max(i, TOP), min(i + 3, TOP + PATCH))
             cols = slice(max(j, LEFT), min(j + 3, LEFT + PATCH))
-            expected[:, i, j] = x[:, rows, cols, 0].sum(axis=(1, 2))  # 0 if empty
-    np.testing.assert_allclose(maps, expected, rtol=1e-5, atol=1e-5)
-    # Nonzero exactly where a window overlaps the patch (pixels are in [1, 2]).
-    overlap = np.zeros((10, 10), bool)
-    overlap[TOP - 2 : TOP + PATCH, LEFT - 2 : LEFT + PATCH] = True
+            grid[:, i, j] = x[:, rows, cols, 0].sum(axis=(1, 2))  # 0 if empty
+    expected = spread_reference(grid[..., None], SIZE, SIZE, (3, 3), (1, 1))
+    np.testing.assert_allclose(maps, expected[..., 0], rtol=1e-5, atol=1e-5)
+    # Nonzero exactly on pixels some window over the patch covered (pixels
+    # are in [1, 2]): the patch grown by the window, 2 pixels each way.
+    overlap = np.zeros((SIZE, SIZE), bool)
+    overlap[TOP - 2 : TOP + PATCH + 2, LEFT - 2 : LEFT + PATCH + 2] = True
     np.testing.assert_array_equal(np.abs(maps) > 1e-4, np.stack([overlap] * 2))
     np.testing.assert_allclose(logits[:, 0], f(x)[:, 0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("window, stride", [((1, 1), (1, 1)), ((2, 2), (2, 2))])
+def test_occlusion_maps_are_placed_on_the_pixels(window, stride):
+    # Windows that tile the image: each pixel gets its own window's score drop,
+    # so the map of the patch logit is the patch, pixel for pixel.
+    model, _ = region_model()
+    x = images()
+    _, maps = occlusion(model, x, [[0], [0]], window=window, stride=stride)
+    patch = np.zeros((SIZE, SIZE), bool)
+    patch[TOP : TOP + PATCH, LEFT : LEFT + PATCH] = True
+    if window == (1, 1):
+        expected = np.where(patch, x[..., 0], 0.0)
+    else:  # 2x2 blocks: the block's sum of patch pixels, on the block
+        inside = np.where(patch, x[..., 0], 0.0).reshape(2, 6, 2, 6, 2)
+        expected = np.repeat(np.repeat(inside.sum(axis=(2, 4)), 2, 1), 2, 2)
+    np.testing.assert_allclose(maps[..., 0], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_occlusion_is_not_stretched():
+    # Evidence in one pixel (row 2, col 9), windows 4x4 with stride 2 on a
+    # 12x12 image: the map peaks on the windows that hid that pixel and is 0
+    # where none did, wherever the grid's 5x5 values would be resized to.
+    inputs = keras.Input((SIZE, SIZE, 1))
+    dense = keras.layers.Dense(1)
+    model = keras.Model(inputs, dense(keras.layers.Flatten()(inputs)))
+    kernel = np.zeros((SIZE * SIZE, 1), np.float32)
+    kernel[2 * SIZE + 9] = 1.0
+    dense.set_weights([kernel, np.zeros(1, np.float32)])
+    x = np.ones((1, SIZE, SIZE, 1), np.float32)
+    _, maps = occlusion(model, x, window=(4, 4), stride=(2, 2))
+    maps = maps.numpy()[0, :, :, 0]
+    # Windows start at 0, 2, 4, 6, 8; those hiding row 2 start at rows 0 and
+    # 2, those hiding col 9 at cols 6 and 8: pixels rows [0, 6), cols [6, 12).
+    hidden = np.zeros((SIZE, SIZE), bool)
+    hidden[0:6, 6:12] = True
+    np.testing.assert_array_equal(maps > 0, hidden)
+    assert maps[2, 9] == maps.max() == 1.0  # every window over it hid it
+    np.testing.assert_allclose(
+        maps, spread_reference(maps_grid(), SIZE, SIZE, (4, 4), (2, 2))[0, ..., 0]
+    )
+
+
+def maps_grid():
+    """The 5x5 grid of the single-pixel model above: 1 where a window hid
+    pixel (2, 9)."""
+    grid = np.zeros((1, 5, 5, 1))
+    for i in range(5):
+        for j in range(5):
+            grid[0, i, j] = (2 * i <= 2 < 2 * i + 4) and (2 * j <= 9 < 2 * j + 4)
+    return grid
 
 
 @pytest.mark.parametrize("occluder", [0.0, 0.5, [0.1, 1.5, -2.0]])
@@ -188,7 +262,7 @@ def test_unknown_image_size_in_a_traced_function():
     logits, maps = fn(x)
     expected = occlusion(model, x, window=(3, 3), stride=(2, 2))
     np.testing.assert_allclose(maps, expected[1], rtol=1e-5, atol=1e-5)
-    assert maps.shape == (2, 3, 3, 3)
+    assert maps.shape == (2, 8, 8, 3)
 
 
 def test_channels_first_inputs():
@@ -219,7 +293,8 @@ def test_nested_backbone_and_a_channel_target():
     exposed = expose(model, arguments=[], outputs=Target("conv", reduce="mean"))
     _, maps = occlusion(exposed, x, [[1], [1]], window=(3, 3), stride=(3, 3))
     blocks = x[..., 1].reshape(2, 4, 3, 4, 3).sum(axis=(2, 4)) / SIZE**2
-    np.testing.assert_allclose(maps[..., 0], blocks, rtol=1e-5)
+    pixels = np.repeat(np.repeat(blocks, 3, axis=1), 3, axis=2)
+    np.testing.assert_allclose(maps[..., 0], pixels, rtol=1e-5)
 
 
 # --- occlusion: errors ----------------------------------------------------------

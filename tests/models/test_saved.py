@@ -130,6 +130,20 @@ def test_keras_export(tmp_path, images):
 def test_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="existing SavedModel directory"):
         load_saved_model(tmp_path / "missing")
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "notes.txt").write_text("not a model")
+    with pytest.raises(ValueError, match="holds no saved_model.pb") as info:
+        load_saved_model(tmp_path / "plain")
+    assert f"Received: handle='{tmp_path / 'plain'}'" in str(info.value)
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "saved_model.pb").write_bytes(b"\x00\x01 not a proto")
+    with pytest.raises(ValueError, match="Could not load the SavedModel at") as info:
+        load_saved_model(str(tmp_path / "corrupt"))
+    assert str(tmp_path / "corrupt") in str(info.value)
+    assert info.value.__cause__ is not None  # TensorFlow's error, chained
+    (tmp_path / "model.keras").write_bytes(b"zip")
+    with pytest.raises(ValueError, match="keras.saving.load_model"):
+        load_saved_model(tmp_path / "model.keras")
     network = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     with pytest.raises(TypeError, match="wrap it in `KerasModel`"):
         load_saved_model(network)

