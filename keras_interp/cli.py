@@ -3,6 +3,7 @@
 keras-interp --version
 keras-interp layers MODEL_PATH    the layer graph (full layer paths), CAM targets
 keras-interp explain-files "PATTERN" --model MODEL --output OUT   (Apache Beam)
+keras-interp export MODEL_PATH OUT_DIR --method gradcam ...   (SavedModel, TF Serving)
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from keras_interp.beam import command as explain_files_command
 
     explain_files_command.add_parser(commands)
+    from keras_interp.serving.command import add_export_parser
+
+    add_export_parser(commands)
     args, extra = parser.parse_known_args(argv)
     if args.command == explain_files_command.COMMAND:  # extra: Beam options
         return explain_files_command.run(args, extra)
@@ -72,6 +76,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as error:
         print(f"keras-interp: {error}", file=sys.stderr)
         return 2
+    if args.command == "export":
+        from keras_interp.serving.command import run_export
+
+        try:
+            return run_export(model, args)
+        except (TypeError, ValueError) as error:
+            print(f"keras-interp: {error}", file=sys.stderr)
+            return 2
     from keras_interp.inspection.summary import format_layer_table
 
     print(format_layer_table(model))

@@ -9,6 +9,7 @@ for every record with `shortcut=True`.
 
 from __future__ import annotations
 
+import re
 import weakref
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -87,12 +88,19 @@ def _shortcut(name: str) -> Callable:
         return explain(method, prepare(model, name), x, y, **kwargs)
 
     shortcut.__name__ = shortcut.__qualname__ = name
+    # The method's docstring without its example, which is the method's own.
+    documentation = re.sub(
+        r"\n\s*Example:\n.*?(?=\n\s*References:|\Z)",
+        "",
+        method.__doc__ or "",
+        flags=re.S,
+    )
     shortcut.__doc__ = (
         f"`explain({name}, model, x, y)` with `postprocessing="
         f"{getattr(natural, '__name__', natural)}`, maps resized to the inputs; "
         "the model is exposed automatically when the method needs it. Other "
         "keyword arguments go to `explain` and to the method.\n\n"
-        f"Method documentation:\n\n{method.__doc__}"
+        f"Method documentation:\n\n{documentation}"
     )
     return shortcut
 

@@ -236,3 +236,30 @@ def save_report(
     page = folder / "index.html"
     page.write_text(html_page(title, sections, notes), encoding="utf-8")
     return png, page
+
+
+# Labelled grids with colour bars and HTML reports (defined in _report.py).
+from keras_interp._report import (  # noqa: E402
+    EMPTY_LABEL,
+    Report,
+    colorbar,
+    colormap,
+    explanation_tile,
+    labelled_grid,
+    report,
+)
+
+__all__ = [
+    "EMPTY_LABEL",
+    "Report",
+    "colorbar",
+    "colorize",
+    "colormap",
+    "explanation_tile",
+    "grid",
+    "html_page",
+    "labelled_grid",
+    "overlay",
+    "report",
+    "save_report",
+]

@@ -30,10 +30,9 @@ def test_prepare_uses_the_records_exposer():
     model = models.gap_dense()
     assert shortcuts.prepare(model, "gradients") is model
     exposed = shortcuts.prepare(model, "gradcam")
-    assert is_exposed(exposed) and [n for n, _ in exposed.endpoints] == [
-        "logits",
-        "conv",
-    ]
+    # expose(): the logits and the input of the global pooling layer.
+    assert is_exposed(exposed)
+    assert [n for n, _ in exposed.endpoints] == ["logits", "gap"]
     # One exposed model per exposer, whatever the spec or wrapper.
     assert shortcuts.prepare(model, "tta(smooth(gradcampp))") is exposed
     full = shortcuts.prepare(model, methods.smooth(methods.full_gradients))

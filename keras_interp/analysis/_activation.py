@@ -18,26 +18,31 @@ from keras_interp._validation import (
     check_one_of,
     check_positive_int,
     received,
+    renamed_argument,
 )
 from keras_interp.images import load_image, load_images
 from keras_interp.inspection import expose, find_layer
 from keras_interp.inspection.graph import output_shape
 
-#: How a channel map is reduced to one number (dnnbrain's `array_statistic`).
-CRITERIA = ("max", "mean", "median", "L1", "L2")
+#: How a channel map is reduced to one number (dnnbrain's `array_statistic`),
+#: in the library's lowercase vocabulary (as `Target(reduce=...)`).
+CRITERIA = ("max", "mean", "median", "l1", "l2")
+
+#: dnnbrain's spellings, accepted as they are (a reference API, no warning).
+DNNBRAIN_CRITERIA = {"L1": "l1", "L2": "l2"}
 
 
 def check_criterion(criterion: Any, arg: str = "activation_criterion") -> str:
-    """Return `criterion` as one of `CRITERIA` ("l1"/"l2" accepted for L1/L2)."""
-    if isinstance(criterion, str) and criterion in ("l1", "l2"):
-        criterion = criterion.upper()
+    """Return `criterion` as one of `CRITERIA` (dnnbrain's "L1"/"L2" accepted)."""
+    if isinstance(criterion, str) and criterion in DNNBRAIN_CRITERIA:
+        criterion = DNNBRAIN_CRITERIA[criterion]
     return check_one_of(criterion, CRITERIA, arg)
 
 
 def reduce_maps(maps: np.ndarray, criterion: str) -> np.ndarray:
     """Reduce `(N, ...)` maps to `(N,)` by `criterion` over all non-batch axes.
 
-    `"L1"` is the sum of absolute values and `"L2"` the square root of the sum
+    `"l1"` is the sum of absolute values and `"l2"` the square root of the sum
     of squares (element-wise norms, as dnnbrain's `array_statistic`).
     """
     criterion = check_criterion(criterion)
@@ -48,7 +53,7 @@ def reduce_maps(maps: np.ndarray, criterion: str) -> np.ndarray:
         values = flat.mean(axis=1)
     elif criterion == "median":
         values = np.median(flat, axis=1)
-    elif criterion == "L1":
+    elif criterion == "l1":
         values = np.abs(flat).sum(axis=1)
     else:
         values = np.sqrt(np.square(flat).sum(axis=1))
@@ -78,7 +83,7 @@ class ChannelActivation:
         channel: the channel, numbered from 0 (dnnbrain numbers from 1).
         unit: `(row, col)` of one unit of the channel map, or `None` for the
             whole map.
-        preprocess: a callable mapping a float32 batch `(N, H, W, 3)` in [0, 1]
+        preprocessing: a callable mapping a float32 batch `(N, H, W, 3)` in [0, 1]
             to the model's input range (e.g. `lambda x: x * 2 - 1`), or `None`
             for the identity.
         batch_size: images per forward pass.
@@ -86,7 +91,7 @@ class ChannelActivation:
     Raises:
         ValueError: unknown layer (with the closest names), channel out of
             range, `unit` malformed or outside the map.
-        TypeError: `channel` not an integer, `preprocess` not callable.
+        TypeError: `channel` not an integer, `preprocessing` not callable.
     """
 
     def __init__(
@@ -101,8 +106,10 @@ class ChannelActivation:
     ) -> None:
         self.layer = find_layer(model, layer, arg="layer")
         self.channel = check_positive_int(channel, "channel", allow_zero=True)
-        self.preprocess = (
-            None if preprocess is None else check_callable(preprocess, "preprocess")
+        self.preprocessing = (
+            None
+            if preprocessing is None
+            else check_callable(preprocessing, "preprocessing")
         )
         self.batch_size = check_positive_int(batch_size, "batch_size")
         shape = output_shape(self.layer)
@@ -168,8 +175,8 @@ class ChannelActivation:
         chunks = []
         for start in range(0, len(images), self.batch_size):
             batch = images[start : start + self.batch_size]
-            if self.preprocess is not None:
-                batch = np.asarray(self.preprocess(batch), np.float32)
+            if self.preprocessing is not None:
+                batch = np.asarray(self.preprocessing(batch), np.float32)
             out = self._run(tf.convert_to_tensor(batch))
             self._check_channel(int(out.shape[-1]))
             if self.unit is not None:
@@ -196,12 +203,14 @@ def channel_activation(
     criterion: str = "mean",
     preprocessing: Callable[[np.ndarray], Any] | None = None,
     batch_size: int = 32,
+    preprocess: Callable[[np.ndarray], Any] | None = None,
 ) -> np.ndarray:
     """The activation of a channel (or unit) of a layer for a batch of images.
 
     The channel map of each image is reduced to one number by `criterion`:
-    `"max"`, `"mean"`, `"median"`, `"L1"` (sum of absolute values) or `"L2"`
-    (square root of the sum of squares), dnnbrain's pooling criteria. With
+    `"max"`, `"mean"`, `"median"`, `"l1"` (sum of absolute values) or `"l2"`
+    (square root of the sum of squares), dnnbrain's pooling criteria (its
+    spellings `"L1"` and `"L2"` are accepted too). With
     `unit=(row, col)` the value of that unit is returned instead.
 
     Args:
@@ -216,6 +225,7 @@ def channel_activation(
         preprocessing: maps a float batch in [0, 1] to the model's input range;
             `None` feeds the images unchanged.
         batch_size: images per forward pass.
+        preprocess: deprecated name of `preprocessing` (warns).
 
     Returns:
         float32 array `(N,)`.
@@ -232,6 +242,9 @@ def channel_activation(
         >>> channel_activation(model, "conv", 2, np.zeros((5, 8, 8, 3))).shape
         (5,)
     """
+    preprocessing = renamed_argument(
+        preprocessing, preprocess, "preprocessing", "preprocess"
+    )
     criterion = check_criterion(criterion, "criterion")
     batch = load_images(images)
     probe = ChannelActivation(

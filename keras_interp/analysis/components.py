@@ -16,7 +16,12 @@ from typing import Any
 import numpy as np
 from sklearn.decomposition import PCA, FastICA
 
-from keras_interp._validation import check_one_of, check_positive_int, received
+from keras_interp._validation import (
+    check_one_of,
+    check_positive_int,
+    received,
+    renamed_argument,
+)
 from keras_interp.analysis._activation import ChannelActivation, as_image
 from keras_interp.analysis.minimal import (
     MinimalImageResult,
@@ -135,6 +140,7 @@ def minimal_component_image(
     search_limit: int | None = None,
     seed: int = 0,
     batch_size: int = 32,
+    preprocess: Callable[[np.ndarray], Any] | None = None,
 ) -> MinimalComponentResult:
     """The fewest PCA/ICA components of an image that drive a channel.
 
@@ -161,7 +167,8 @@ def minimal_component_image(
         n_components: the most components; `None` for as many as the rank of
             the patches (a full reconstruction).
         patch_size: the side of the square patches, in pixels.
-        activation_criterion: `"max"`, `"mean"`, `"median"`, `"L1"` or `"L2"`.
+        activation_criterion: `"max"`, `"mean"`, `"median"`, `"l1"` or
+            `"l2"` (dnnbrain's `"L1"`, `"L2"` too).
         search_criterion: `"max"` or `"fitting curve"`.
         unit: `(row, col)` of one unit of the channel map.
         preprocessing: maps a float batch `(N, H, W, 3)` in [0, 1] to the model's
@@ -171,6 +178,7 @@ def minimal_component_image(
         search_limit: consider only the first `search_limit` reconstructions.
         seed: the random state of FastICA.
         batch_size: images per forward pass.
+        preprocess: deprecated name of `preprocessing` (warns).
 
     Returns:
         A `MinimalComponentResult`: `image` `(H, W, 3)`, `used` component
@@ -196,6 +204,9 @@ def minimal_component_image(
         Chen et al., DNNBrain: a unifying toolbox for mapping deep neural
         networks and brains, Front. Comput. Neurosci. 2020.
     """
+    preprocessing = renamed_argument(
+        preprocessing, preprocess, "preprocessing", "preprocess"
+    )
     check_one_of(method, COMPONENT_METHODS, "method")
     criterion, search_criterion, fit_ratio, search_limit = check_search(
         activation_criterion, search_criterion, fit_ratio, search_limit

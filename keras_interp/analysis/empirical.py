@@ -30,6 +30,7 @@ from keras_interp.analysis.receptive_field import (
     layer_path,
     theoretical_receptive_field,
 )
+from keras_interp.engine import explain
 from keras_interp.inspection.expose import expose
 from keras_interp.inspection.graph import find_layer, output_shape
 from keras_interp.inspection.targets import Target
@@ -241,15 +242,22 @@ def empirical_receptive_field(
     if shape is None or shape[-1] is None:  # a layer called several times
         shape = tuple(exposed(images[:1], training=False)[1].shape)
     _check_channel(channel, shape[-1], path)
+    # The engine batches and compiles (one forward pass per `batch_size`).
+    _, maps = explain(
+        upsampled_activation,
+        exposed,
+        images,
+        np.full((len(images), 1), channel, np.int64),
+        batch_size=batch_size,
+        postprocessing=None,
+        resizing=False,
+        verbose=0,
+        interpolation=interpolation,
+        threshold=threshold,
+    )
     total = np.zeros(field.size, np.float64)
-    for begin in range(0, len(images), batch_size):
-        x = tf.convert_to_tensor(images[begin : begin + batch_size])
-        indices = tf.fill([len(x), 1], channel)
-        _, maps = upsampled_activation(
-            exposed, x, indices, interpolation=interpolation, threshold=threshold
-        )
-        for up in maps.numpy()[..., 0].astype(np.float64):
-            total += _best_patch(up, field)
+    for up in np.asarray(maps)[..., 0].astype(np.float64):
+        total += _best_patch(up, field)
     return (total / len(images)).astype(np.float32)
 
 

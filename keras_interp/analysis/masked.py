@@ -20,6 +20,7 @@ from keras_interp._validation import (
     check_positive_float,
     check_positive_int,
     received,
+    renamed_argument,
 )
 from keras_interp.analysis._activation import (
     ChannelActivation,
@@ -70,6 +71,7 @@ def masked_image(
     preprocessing: Callable[[np.ndarray], Any] | None = None,
     grayscale: bool = True,
     batch_size: int = 8,
+    preprocess: Callable[[np.ndarray], Any] | None = None,
 ) -> MaskedImageResult:
     """Shrink a mask over the salient blob of an image while a unit stays active.
 
@@ -108,12 +110,13 @@ def masked_image(
             mask must keep, in (0, 1].
         max_iteration: the most erosions tried.
         activation_criterion: `"mean"` (dnnbrain), `"max"`, `"median"`,
-            `"L1"` or `"L2"`.
+            `"l1"` or `"l2"` (dnnbrain's `"L1"`, `"L2"` too).
         preprocessing: maps a float batch `(N, H, W, 3)` in [0, 1] to the model's
             input range; `None` feeds the images unchanged.
         grayscale: `True` (dnnbrain) returns grey images; `False` masks the
             colour image, filling with its per-channel mean.
         batch_size: erosion steps evaluated per forward pass.
+        preprocess: deprecated name of `preprocessing` (warns).
 
     Returns:
         A `MaskedImageResult`; `result.image` is the masked image `(H, W, 3)`.
@@ -143,6 +146,9 @@ def masked_image(
         Chen et al., DNNBrain: a unifying toolbox for mapping deep neural
         networks and brains, Front. Comput. Neurosci. 2020.
     """
+    preprocessing = renamed_argument(
+        preprocessing, preprocess, "preprocessing", "preprocess"
+    )
     criterion = check_criterion(activation_criterion)
     stdev_size_thr = check_non_negative_float(stdev_size_thr, "stdev_size_thr")
     filter_sigma = check_non_negative_float(filter_sigma, "filter_sigma")

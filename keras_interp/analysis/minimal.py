@@ -22,6 +22,7 @@ from keras_interp._validation import (
     check_positive_float,
     check_positive_int,
     received,
+    renamed_argument,
 )
 from keras_interp.analysis._activation import (
     ChannelActivation,
@@ -286,6 +287,7 @@ def minimal_parcel_image(
     fit_ratio: float = 0.9,
     search_limit: int | None = None,
     batch_size: int = 32,
+    preprocess: Callable[[np.ndarray], Any] | None = None,
     **decomposition: Any,
 ) -> MinimalParcelResult:
     """The fewest image segments that drive a channel as much as possible.
@@ -314,7 +316,8 @@ def minimal_parcel_image(
         image: one image, anything `load_image` accepts (float `(H, W, 3)` in
             [0, 1], uint8, grey, a path, a PIL image).
         method: `"felzenszwalb"`, `"slic"` or `"quickshift"`.
-        activation_criterion: `"max"`, `"mean"`, `"median"`, `"L1"` or `"L2"`.
+        activation_criterion: `"max"`, `"mean"`, `"median"`, `"l1"` or
+            `"l2"` (dnnbrain's `"L1"`, `"L2"` too).
         search_criterion: `"max"` or `"fitting curve"`.
         unit: `(row, col)` of one unit of the channel map (the criterion is
             then unused).
@@ -327,6 +330,7 @@ def minimal_parcel_image(
         **decomposition: options of the segmentation: felzenszwalb `scale=100,
             sigma=0.5, min_size=50`; slic `n_segments=250, compactness=10,
             sigma=1`; quickshift `kernel_size=3, max_dist=6, ratio=0.5`.
+        preprocess: deprecated name of `preprocessing` (warns).
 
     Returns:
         A `MinimalParcelResult`: `image` `(H, W, 3)`, `used` parcel labels,
@@ -351,6 +355,9 @@ def minimal_parcel_image(
         Chen et al., DNNBrain: a unifying toolbox for mapping deep neural
         networks and brains, Front. Comput. Neurosci. 2020.
     """
+    preprocessing = renamed_argument(
+        preprocessing, preprocess, "preprocessing", "preprocess"
+    )
     check_one_of(method, DECOMPOSITIONS, "method")
     criterion, search_criterion, fit_ratio, search_limit = check_search(
         activation_criterion, search_criterion, fit_ratio, search_limit

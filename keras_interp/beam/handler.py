@@ -85,9 +85,13 @@ class ExplainModelHandler(ModelHandler[Any, PredictionResult, Explainer]):
             `image_size`, `resize_mode`, `postprocessing` or `activation`.
 
     Example:
-        >>> handler = ExplainModelHandler("model.keras", "gradcam", top_k=2)
-        >>> with beam.Pipeline() as p:
-        ...     _ = p | beam.Create(images) | RunInference(handler)
+        >>> handler = ExplainModelHandler(gap_dense, "gradcam", top_k=2)
+        >>> images = [np.zeros((8, 8, 3), "float32")]
+        >>> results = handler.run_inference(images, handler.load_model())
+        >>> results[0].inference["maps"].shape
+        (8, 8, 2)
+
+        In a pipeline: `images | RunInference(handler)`.
     """
 
     def __init__(

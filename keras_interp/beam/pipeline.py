@@ -203,9 +203,8 @@ class ExplainFiles(beam.PTransform):
         num_shards: how many result and map files.
         overlays: also write a PNG overlay per image and explained class.
 
-    Returns:
-        From `expand`: a dict of PCollections `files` (written names),
-        `failed` (failure dicts) and `manifest` (its name).
+    `expand` returns a dict of PCollections: `files` (written names),
+    `failed` (failure dicts) and `manifest` (its name).
 
     Raises:
         ValueError: a bad `output_format` or `num_shards`, or no image size
@@ -351,9 +350,15 @@ def explain_files(
         The manifest dict (options, `counts`, `complete`, `files`).
 
     Example:
-        >>> manifest = explain_files("img/*.png", "model.keras", "gradcam", "out/run")
+        >>> import pathlib, tempfile, PIL.Image
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> PIL.Image.new("RGB", (8, 8)).save(folder / "a.png")
+        >>> _ = (folder / "b.png").write_bytes(b"not an image")
+        >>> manifest = explain_files(
+        ...     str(folder / "*.png"), gap_dense, "gradcam", str(folder / "out/run")
+        ... )
         >>> manifest["counts"]
-        {'read': 67, 'explained': 64, 'failed': 3}
+        {'explained': 1, 'failed': 1, 'read': 2}
     """
     from apache_beam.options.pipeline_options import PipelineOptions
 

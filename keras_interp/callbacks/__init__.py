@@ -14,16 +14,20 @@ and with optional trackers (`logger="wandb"`, `"mlflow"` or an object).
 from __future__ import annotations
 
 from keras_interp.callbacks._base import MAX_IMAGES, TrainingCallback
-from keras_interp.callbacks._render import grid_size
+from keras_interp.callbacks._render import grid_size, rank_correlation, render_grid
 from keras_interp.callbacks._sinks import tensorboard_available
 from keras_interp.callbacks.concept import ConceptCallback
 from keras_interp.callbacks.explain import ExplainCallback
+from keras_interp.callbacks.metric import MetricCallback
 
 __all__ = [
     "MAX_IMAGES",
     "ConceptCallback",
     "ExplainCallback",
+    "MetricCallback",
     "TrainingCallback",
     "grid_size",
+    "rank_correlation",
+    "render_grid",
     "tensorboard_available",
 ]

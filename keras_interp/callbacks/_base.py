@@ -85,6 +85,11 @@ class TrainingCallback(keras.callbacks.Callback):
         self.errors: list[tuple[int, str, str]] = []
         self._failures: dict[str, int] = {}
 
+    @property
+    def scalars(self) -> dict[str, list[tuple[int, float]]]:
+        """Every scalar written so far: `{tag: [(epoch, value)]}`."""
+        return self.sink.scalars
+
     # -- tf_keras's callback protocol (epoch hooks only) --------------------------
     def _implements_train_batch_hooks(self) -> bool:
         return False

@@ -132,6 +132,7 @@ class Sink:
         self.owner = owner
         self.writer = None
         self.use_tensorboard: bool | None = None
+        self.scalars: dict[str, list[tuple[int, float]]] = {}
 
     def _open(self) -> None:
         if self.use_tensorboard is not None:
@@ -166,6 +167,7 @@ class Sink:
         """Write one scalar under `tag` at `step`."""
         self._open()
         value = float(value)
+        self.scalars.setdefault(tag, []).append((step, value))
         if self.use_tensorboard:
             with self.writer.as_default(step=step):
                 tf.summary.scalar(tag, value)

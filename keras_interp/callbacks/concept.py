@@ -184,7 +184,7 @@ class ConceptCallback(TrainingCallback):
         return checked
 
     # -- the model ----------------------------------------------------------------
-    def _model(self) -> Any:
+    def _concept_model(self) -> Any:
         """`KerasModel(self.model)`, made once per model (it caches its exposed
         sub-models), with inputs fed as they are given."""
         from keras_interp.models import KerasModel
@@ -205,7 +205,7 @@ class ConceptCallback(TrainingCallback):
 
     # -- one logging call -----------------------------------------------------------
     def _log(self, epoch: int) -> None:
-        model = self._model()
+        model = self._concept_model()
         model.check_layer(self.layer)
         logged = 0
         for concept, value in self.concepts.items():

@@ -11,7 +11,12 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from keras_interp._validation import check_callable, check_positive_float, received
+from keras_interp._validation import (
+    check_callable,
+    check_positive_float,
+    check_positive_int,
+    received,
+)
 from keras_interp.callbacks import _render
 from keras_interp.callbacks._base import (
     AlreadyReported,
@@ -21,8 +26,6 @@ from keras_interp.callbacks._base import (
 )
 
 __all__ = ["ExplainCallback"]
-
-TARGET_MODES = ("predicted", "true")
 
 
 class ExplainCallback(TrainingCallback):
@@ -75,7 +78,9 @@ class ExplainCallback(TrainingCallback):
             `skipped` scalar counts them, the first skip warns), and the order
             rotates so the methods that fit are shown in turn. A method's
             first run traces it and its second run measures it, so the budget
-            holds from the third logging call on. `None` for no limit.
+            holds from the third logging call on. The fixed part of a call
+            (one forward pass, drawing and writing the grid) is counted too,
+            but never skipped. `None` for no limit.
         name: the run's folder under `log_dir`.
         logger: `None`, `"wandb"`, `"mlflow"`, or an object with
             `log_image(tag, image, step)` and `log_scalar(tag, value, step)`
@@ -162,8 +167,6 @@ class ExplainCallback(TrainingCallback):
         self.class_names = (
             None if class_names is None else [str(c) for c in class_names]
         )
-        from keras_interp._validation import check_positive_int
-
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.tile_size = check_positive_int(tile_size, "tile_size")
         self.skipped: list[tuple[int, list[str]]] = []
@@ -171,6 +174,7 @@ class ExplainCallback(TrainingCallback):
         self._previous: dict[str, np.ndarray] = {}
         self._estimates: dict[str, float] = {}
         self._traced: set[str] = set()
+        self._overhead = 0.0
         self._dropped: set[str] = set()
         self._rotation = 0
         self._models: dict[Any, Any] = {}
@@ -342,6 +346,7 @@ class ExplainCallback(TrainingCallback):
             maps[title] = values[..., 0]
         if all(values is None for values in maps.values()) and not skipped:
             raise AlreadyReported(f"no method could explain the images: {notes}")
+        drawing = time.perf_counter()
         rows = [self._row_label(i, targets, chosen) for i in range(len(targets))]
         grid = _render.render_grid(
             self.images, maps, rows, tile_size=self.tile_size, notes=notes
@@ -352,12 +357,14 @@ class ExplainCallback(TrainingCallback):
             if values is not None:
                 self._scalars(title, values, epoch)
         self._report_skipped(epoch, skipped)
+        self._overhead = time.perf_counter() - drawing
 
     def _over_budget(self, title: str, start: float) -> bool:
         if self.max_seconds is None or title not in self._estimates:
             return False
         elapsed = time.perf_counter() - start
-        return elapsed + self._estimates[title] > self.max_seconds
+        needed = self._estimates[title] + self._overhead  # then draw and write
+        return elapsed + needed > self.max_seconds
 
     def _scalars(self, title: str, values: np.ndarray, epoch: int) -> None:
         self.history.setdefault(title, []).append((epoch, values))

@@ -29,6 +29,7 @@ from keras_interp.concepts.directional import (
     prepared_batches,
 )
 from keras_interp.concepts.results import TCAVResult
+from keras_interp.concepts.train import seed_or_random_state
 
 __all__ = ["relative_tcav", "tcav"]
 
@@ -218,6 +219,7 @@ def tcav(
     random_state: Any = None,
     batch_size: int = 32,
     verbose: str | int = "auto",
+    seed: int | None = None,
 ) -> TCAVResult:
     """TCAV with tcav's statistical test against random concepts.
 
@@ -252,6 +254,8 @@ def tcav(
             concept tested on the same random sets.
         batch_size: images per forward (and backward) pass.
         verbose: progress bars of the activations, as in `Model.activations`.
+        seed: an integer seed, the library's name for `random_state` (give one
+            or the other).
 
     Returns:
         A `TCAVResult`: `concept_scores`, `random_scores`, `mean`, `std`,
@@ -286,7 +290,7 @@ def tcav(
         num_runs=None,
         random_counterpart=random_counterpart,
         alpha=alpha,
-        random_state=random_state,
+        random_state=seed_or_random_state(seed, random_state),
         batch_size=batch_size,
         verbose=verbose,
     )
@@ -307,6 +311,7 @@ def relative_tcav(
     random_state: Any = None,
     batch_size: int = 32,
     verbose: str | int = "auto",
+    seed: int | None = None,
 ) -> TCAVResult:
     """Relative TCAV: concept A against concept B, tested against random.
 
@@ -331,6 +336,7 @@ def relative_tcav(
         random_state: None, an integer seed or a `numpy.random.RandomState`.
         batch_size: images per forward (and backward) pass.
         verbose: progress bars of the activations.
+        seed: an integer seed, the library's name for `random_state`.
 
     Returns:
         A `TCAVResult` whose `concept_scores` are the A-vs-B scores.
@@ -367,7 +373,7 @@ def relative_tcav(
         num_runs=num_runs,
         random_counterpart=random_counterpart,
         alpha=alpha,
-        random_state=random_state,
+        random_state=seed_or_random_state(seed, random_state),
         batch_size=batch_size,
         verbose=verbose,
     )

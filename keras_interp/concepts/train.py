@@ -231,7 +231,7 @@ def train_cav(
     """
     from sklearn.linear_model import SGDClassifier
 
-    random_state = _seed_or_random_state(seed, random_state)
+    random_state = seed_or_random_state(seed, random_state)
     positives = _training_images(positive_images, "positive_images")
     negatives = _training_images(negative_images, "negative_images")
     key = _key(model_layer)
@@ -265,7 +265,7 @@ def train_cav(
     return CAV(id=uuid.uuid4(), vector=vector / norm, model_layer=resolved)
 
 
-def _seed_or_random_state(seed: Any, random_state: Any) -> Any:
+def seed_or_random_state(seed: Any, random_state: Any) -> Any:
     """`random_state`, or `seed` (the library's name for it); not both."""
     if seed is None:
         return random_state

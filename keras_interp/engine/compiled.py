@@ -21,16 +21,12 @@ in both modes.
 from __future__ import annotations
 
 import collections
-import functools
-import hashlib
 import inspect
 import threading
-import types
 import weakref
 from collections.abc import Callable
 from typing import Any
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -39,6 +35,8 @@ from keras_interp._validation import (
     received,
     recording_unit_widths,
 )
+from keras_interp.engine.keys import canonical as _canonical
+from keras_interp.engine.models import resolve_model
 
 #: Compiled functions kept per model; the least recently used one is dropped
 #: first when a model is explained with more option sets than this.
@@ -125,11 +123,13 @@ def compiled_function(
         >>> fn = compiled_function(maps_only, model)
         >>> fn is compiled_function(maps_only, model)
         True
+        >>> import functools
         >>> fn = compiled_function(functools.partial(maps_only), model)
         >>> fn is compiled_function(functools.partial(maps_only), model)
         True
     """
     check_callable(method, "method")
+    model = resolve_model(model)
     if postprocessing is not None:
         check_callable(postprocessing, "postprocessing")
     resizing = _check_resizing(resizing)
@@ -358,84 +358,3 @@ def _target_size(x: tf.Tensor, resizing: Any, spatial_axis: tuple[int, ...]) -> 
     if resizing is None or resizing is False:
         return None
     return tuple(int(side) for side in resizing)
-
-
-def _canonical(value: Any, keepalive: list[Any], seen: frozenset = frozenset()) -> Any:
-    """A hashable stand-in for `value`, equal for options that trace alike."""
-    if id(value) in seen:  # A cycle (a recursive closure): key it by identity.
-        keepalive.append(value)
-        return "id", id(value)
-    inner = seen | {id(value)}
-
-    def canon(item: Any) -> Any:
-        return _canonical(item, keepalive, inner)
-
-    if isinstance(value, (list, tuple)):
-        return type(value).__name__, tuple(canon(v) for v in value)
-    if isinstance(value, dict):
-        items = [(repr(k), canon(v)) for k, v in value.items()]
-        return "dict", tuple(sorted(items, key=lambda item: item[0]))
-    if isinstance(value, functools.partial):
-        return "partial", canon(value.func), canon(value.args), canon(value.keywords)
-    if isinstance(value, types.MethodType):
-        return "bound", canon(value.__func__), canon(value.__self__)
-    if isinstance(value, types.FunctionType):
-        return _canonical_function(value, canon)
-    if hasattr(value, "__wrapped__") and callable(getattr(value, "get_config", None)):
-        try:
-            config = value.get_config()
-        except Exception:  # noqa: BLE001 - no usable config: key by identity
-            config = None
-        if config is not None:
-            return "configured", type(value), canon(value.__wrapped__), canon(config)
-    if isinstance(value, (tf.Variable, keras.Variable)):
-        keepalive.append(value)  # Read at run time: the identity matters.
-        return "id", id(value)
-    array = _as_constant_array(value)
-    if array is not None:
-        digest = hashlib.blake2b(array.tobytes(), digest_size=16).hexdigest()
-        return "array", array.dtype.str, array.shape, digest
-    try:
-        hash(value)
-    except TypeError:
-        keepalive.append(value)
-        return "id", id(value)
-    return type(value), value
-
-
-def _canonical_function(function: types.FunctionType, canon: Callable) -> Any:
-    """A function by what it runs: its code, defaults and closed-over values.
-
-    Two closures made by the same factory with equal arguments (a wrapper built
-    inline twice, a lambda in a loop) trace alike, so they share a key. The
-    module globals they read are not part of the key, as for any function.
-    """
-    cells = []
-    for cell in function.__closure__ or ():
-        try:
-            cells.append(canon(cell.cell_contents))
-        except ValueError:  # An empty cell.
-            cells.append("empty")
-    return (
-        "function",
-        function.__code__,
-        canon(function.__defaults__ or ()),
-        canon(function.__kwdefaults__ or {}),
-        tuple(cells),
-    )
-
-
-def _as_constant_array(value: Any) -> np.ndarray | None:
-    """`value` as a contiguous numpy array if it is a numeric array or tensor."""
-    if isinstance(value, (np.ndarray, np.generic)):
-        array = np.asarray(value)
-    elif isinstance(value, tf.Tensor) and hasattr(value, "numpy"):
-        try:
-            array = value.numpy()
-        except (AttributeError, NotImplementedError, ValueError):
-            return None  # A symbolic tensor.
-    else:
-        return None
-    if array.dtype.hasobject:
-        return None
-    return np.ascontiguousarray(array)

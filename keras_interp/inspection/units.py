@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from keras_interp._validation import note_unit_width
+
 
 def gather_units(
     tensor: tf.Tensor, indices: tf.Tensor | None, axis: int = -1
@@ -30,5 +32,8 @@ def gather_units(
     """
     if indices is None:
         return tensor
+    # The engine checks the indices against this width after the compiled call
+    # (XLA clamps an out-of-range gather instead of raising).
+    note_unit_width(tensor.shape[axis])
     indices = tf.cast(indices, tf.int32)
     return tf.gather(tensor, indices, axis=axis, batch_dims=1)

@@ -745,7 +745,9 @@ def approximate_occlusion(
                 np.arange(rows.shape[1]), np.arange(cols.shape[1]), indexing="ij"
             ),
             -1,
-        ).reshape(-1, 2).astype(np.int32)
+        )
+        .reshape(-1, 2)
+        .astype(np.int32)
         * coarse
     )
     job = tf.range(batch * len(grid))

@@ -242,8 +242,11 @@ def smooth(
     every method, CAMs and perturbation methods included, not only gradients.
 
     Example:
+        >>> model = keras_interp.testing.models.linear()
         >>> smoothed = smooth(gradients, repetitions=8, noise=0.1, seed=0)
-        >>> logits, maps = smoothed(model, x, indices)
+        >>> logits, maps = smoothed(model, tf.ones((2, 6, 6, 3)), [[0], [1]])
+        >>> maps.shape
+        TensorShape([2, 6, 6, 1])
 
     References:
         Smilkov et al., SmoothGrad: removing noise by adding noise, ICML
@@ -352,7 +355,11 @@ def tta(
         TypeError, ValueError: a bad argument (the message names it).
 
     Example:
-        >>> logits, maps = tta(gradcam, scales=(0.5,), hflip=True)(model, x, y)
+        >>> model = expose(keras_interp.testing.models.gap_dense())
+        >>> augmented = tta(gradcam, scales=(0.5,), hflip=True)
+        >>> logits, maps = augmented(model, tf.ones((1, 8, 8, 3)), [[0]])
+        >>> maps.shape
+        TensorShape([1, 8, 8, 1])
 
     References:
         David, keras-explainable (2022), `methods.meta.tta`.

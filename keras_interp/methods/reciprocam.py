@@ -12,10 +12,12 @@ from typing import Any
 
 import tensorflow as tf
 
+from keras_interp import filters
 from keras_interp._validation import check_positive_int, received
 from keras_interp.inspection.expose import exposed_layers, is_exposed
 from keras_interp.inspection.units import gather_units
 from keras_interp.methods._base import chunked
+from keras_interp.methods.record import OptionSpec, method_record
 
 
 class _Head:
@@ -73,6 +75,12 @@ class _Head:
         return out
 
 
+@method_record(
+    family="cam",
+    exposed=True,
+    postprocessing=filters.normalize,
+    options={"batch_size": OptionSpec.integer(low=1)},
+)
 def reciprocam(
     model: Any,
     inputs: tf.Tensor,

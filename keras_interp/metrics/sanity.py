@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import keras
@@ -17,9 +18,20 @@ from keras_interp.metrics._common import (
 )
 from keras_interp.metrics.similarity import map_similarity
 
+_CLONES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
 
 def _clone(model: Any) -> Any:
-    """A copy of `model` with its own variables (nested models copied too)."""
+    """A copy of `model` with its own variables (nested models copied too),
+    made once per model and reset to the model's current weights each call,
+    so the engine's compiled steps for it are reused (e.g. in a callback)."""
+    try:
+        clone = _CLONES.get(model)
+    except TypeError:
+        clone = None
+    if clone is not None:
+        clone.set_weights(model.get_weights())
+        return clone
     module = type(model).__module__
     try:
         if module.startswith("tf_keras"):
@@ -40,6 +52,10 @@ def _clone(model: Any) -> Any:
             "Cloning `model` shared variables with it, so randomising the clone "
             f"would change the model. {received('model', model)}"
         )
+    try:
+        _CLONES[model] = clone
+    except TypeError:
+        pass
     return clone
 
 

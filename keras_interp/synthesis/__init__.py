@@ -55,6 +55,7 @@ from keras_interp.synthesis.regularizers import (
     l1,
     l2,
     total_variation,
+    variation,
 )
 from keras_interp.synthesis.rendering import RenderResult, make_forward, render
 from keras_interp.synthesis.transforms import (
@@ -122,5 +123,6 @@ __all__ = [
     "synthesis_image",
     "total_variation",
     "uniform",
+    "variation",
     "warp",
 ]

@@ -19,6 +19,7 @@ from keras_interp._validation import (
 )
 from keras_interp.images import load_image
 from keras_interp.synthesis.context import layer_key
+from keras_interp.synthesis.regularizers import variation
 from keras_interp.synthesis.rendering import _input_size, _range, make_forward
 from keras_interp.synthesis.transforms import gaussian_blur
 
@@ -273,6 +274,4 @@ def _regulariser(x: tf.Tensor, metric: str | None) -> tf.Tensor:
         return tf.reduce_sum(tf.abs(x))
     if metric == "L2":
         return tf.sqrt(tf.reduce_sum(tf.square(x)) + 1e-12)
-    return tf.reduce_sum(tf.abs(x[:, 1:] - x[:, :-1])) + tf.reduce_sum(
-        tf.abs(x[:, :, 1:] - x[:, :, :-1])
-    )
+    return tf.reduce_sum(variation(x, reduction="sum"))  # "TV"

@@ -60,7 +60,7 @@ def warp(
         inverse: `(B, 2, 3)`: output pixel `(y, x)` (relative to the centre)
             reads input `inverse[:, :, :2] @ (y, x) + inverse[:, :, 2]`.
         mode: how points outside the image are read (see the module doc).
-        value: the fill value of `"constant"`.
+        value (float): the fill value of `"constant"`.
 
     Returns:
         float `(B, H, W, C)`.

@@ -28,6 +28,7 @@ from keras_interp._validation import (
     check_positive_int,
     received,
 )
+from keras_interp.synthesis.regularizers import variation
 from keras_interp.synthesis.rendering import make_forward
 from keras_interp.synthesis.transforms import fold_seed, uniform
 
@@ -143,13 +144,6 @@ class Isolation:
     probabilities: np.ndarray
     steps: np.ndarray
     history: np.ndarray
-
-
-def total_variation(maps: tf.Tensor) -> tf.Tensor:
-    """Mean absolute difference between neighbouring pixels, per image `(B,)`."""
-    dy = tf.reduce_mean(tf.abs(maps[:, 1:] - maps[:, :-1]), axis=[1, 2, 3])
-    dx = tf.reduce_mean(tf.abs(maps[:, :, 1:] - maps[:, :, :-1]), axis=[1, 2, 3])
-    return dx + dy
 
 
 def isolate_features(
@@ -271,7 +265,7 @@ def isolate_features(
             loss = (
                 -chosen
                 + area_weight * tf.reduce_mean(mask, axis=[1, 2, 3])
-                + smoothness_weight * total_variation(mask)
+                + smoothness_weight * variation(mask, reduction="mean")
             )
             total = tf.reduce_sum(loss)
         optimizer.apply_gradients([(tape.gradient(total, z), z)])

@@ -241,10 +241,27 @@ def class_prototypes(
         classes: the target class indices `(T,)`.
         shape: the image shape `(H, W, C)`, channels last.
         per_class: images per class (for diversity).
-        steps, lr, objective_weight, blur_max, blur_min, hf_weight,
-            diversity_weight, use_alpha, alpha_only, alpha_mask, alpha_weight,
-            always_update, seed, log_freq: Leap's config keys of the same name
-            (`steps` is `max_steps`).
+        steps: optimisation steps (Leap's `max_steps`).
+        lr: Adam's learning rate (Leap's `lr`).
+        objective_weight: weight of the class log-probability; -1 minimises
+            the class (Leap's `objective_weight`).
+        blur_max: blur sigma at the first step (Leap's `blur_max`).
+        blur_min: blur sigma at the last step (Leap's `blur_min`).
+        hf_weight: weight of the high-frequency penalty `HF` (Leap's
+            `hf_weight`).
+        diversity_weight: weight of the Gram-matrix diversity term between
+            the images of one class (Leap's `diversity_weight`).
+        use_alpha: optimise an alpha channel too, composited over noise
+            (Leap's `use_alpha`).
+        alpha_only: fix the colours to the baseline and optimise the alpha
+            alone (Leap's `alpha_only`).
+        alpha_mask: multiply the alpha by a centred Gaussian window (Leap's
+            `alpha_mask`).
+        alpha_weight: weight of the alpha penalty (Leap's `alpha_weight`).
+        always_update: keep each image's last version rather than its
+            best-scoring one (Leap's `always_update`).
+        seed: the random seed (Leap's `seed`).
+        log_freq: steps between scorings and logs (Leap's `log_freq`).
         baseline: the start image: a number, per-channel values, an image
             `(H, W, C)` or `'r'` (uniform noise) (Leap's `baseline_init`).
         transform: `'s'`, `'m'`, `'l'`, `'xl'`, None, or a transform.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_interp._validation import check_non_negative_float
+from keras_interp._validation import check_non_negative_float, check_one_of
 from keras_interp.synthesis.context import Context
 from keras_interp.synthesis.objectives import Objective, _config, _per_image
 
@@ -74,27 +74,62 @@ def l2(weight: float = 1.0, *, constant: float = 0.0) -> Objective:
     return Objective(fn, f"l2({weight:g})", config=config)
 
 
-def _differences(ctx: Context) -> tuple[tf.Tensor, tf.Tensor]:
-    x = _colour(ctx)
+def _differences(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Vertical and horizontal neighbour differences of `(B, H, W, C)` images."""
     return x[:, 1:, :, :] - x[:, :-1, :, :], x[:, :, 1:, :] - x[:, :, :-1, :]
 
 
-def total_variation(weight: float = 1.0) -> Objective:
-    """`-weight * (sum |x[i+1, j] - x[i, j]| + sum |x[i, j+1] - x[i, j]|)` per
-    image, over colour channels (anisotropic, as dnnbrain and
-    `tf.image.total_variation`)."""
+#: How `variation` normalises: "sum" (dnnbrain, `tf.image.total_variation`) or
+#: "mean" (each direction's mean, independent of the image size; Leap's masks).
+TV_REDUCTIONS = ("sum", "mean")
+
+
+def variation(images: tf.Tensor, reduction: str = "sum") -> tf.Tensor:
+    """The anisotropic total variation of each image, `(B,)`: the library's one
+    total-variation function.
+
+    `"sum"`: `sum |x[i+1, j] - x[i, j]| + sum |x[i, j+1] - x[i, j]|` over rows,
+    columns and channels (`tf.image.total_variation`, dnnbrain's TV).
+    `"mean"`: the mean of each of the two sums' terms, added, so the value does
+    not grow with the image size (Leap's smoothness term on isolation masks).
+
+    Args:
+        images: `(B, H, W, C)`.
+        reduction: `"sum"` or `"mean"`.
+
+    Returns:
+        float32 `(B,)`, non-negative.
+
+    Raises:
+        ValueError: an unknown `reduction`.
+    """
+    check_one_of(reduction, TV_REDUCTIONS, "reduction")
+    reduce = tf.reduce_sum if reduction == "sum" else tf.reduce_mean
+    dy, dx = _differences(tf.convert_to_tensor(images))
+    return reduce(tf.abs(dy), [1, 2, 3]) + reduce(tf.abs(dx), [1, 2, 3])
+
+
+def total_variation(weight: float = 1.0, *, reduction: str = "sum") -> Objective:
+    """`-weight * variation(colour channels, reduction)` per image.
+
+    With the default `reduction="sum"`: `-weight * (sum |x[i+1, j] - x[i, j]| +
+    sum |x[i, j+1] - x[i, j]|)` over colour channels (anisotropic, as dnnbrain
+    and `tf.image.total_variation`); `"mean"` makes the weight independent of
+    the image size. See `variation`.
+    """
     weight = check_non_negative_float(weight, "weight")
+    check_one_of(reduction, TV_REDUCTIONS, "reduction")
 
     def fn(ctx: Context) -> tf.Tensor:
-        dy, dx = _differences(ctx)
-        total = tf.reduce_sum(tf.abs(dy), [1, 2, 3])
-        return -weight * (total + tf.reduce_sum(tf.abs(dx), [1, 2, 3]))
+        return -weight * variation(_colour(ctx), reduction)
 
-    return Objective(
-        fn,
-        f"total_variation({weight:g})",
-        config=_config("total_variation", weight=weight),
-    )
+    name = f"total_variation({weight:g})"
+    if reduction != "sum":
+        name = f"total_variation({weight:g}, {reduction})"
+    config = _config("total_variation", weight=weight)
+    if reduction != "sum":
+        config["args"]["reduction"] = reduction
+    return Objective(fn, name, config=config)
 
 
 def high_frequency(weight: float = 1.0) -> Objective:
@@ -107,7 +142,7 @@ def high_frequency(weight: float = 1.0) -> Objective:
     weight = check_non_negative_float(weight, "weight")
 
     def fn(ctx: Context) -> tf.Tensor:
-        dy, dx = _differences(ctx)
+        dy, dx = _differences(_colour(ctx))
         return -weight * (_per_image(tf.square(dy)) + _per_image(tf.square(dx)))
 
     return Objective(

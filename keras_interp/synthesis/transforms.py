@@ -301,7 +301,7 @@ def blur(
             rule), computed from sigma's value when the transform is made.
         radius: an explicit kernel radius (e.g. for a schedule whose sigma
             will grow).
-        mode: boundary mode.
+        mode (str): boundary mode.
 
     Returns:
         A transform keeping the shape.

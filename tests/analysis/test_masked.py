@@ -108,21 +108,38 @@ def test_unit_and_batching_and_colour(model):
     np.testing.assert_array_equal(colour.mask, many.mask)
 
 
-def test_preprocess_and_uint8_input():
+def test_preprocessing_and_uint8_input():
     image = texture_image()
     plain = masked_image(detector_model(), "detect", 0, image)
     scaled = masked_image(
-        detector_model(scale=255.0), "detect", 0, image, preprocess=lambda x: x * 255
+        detector_model(scale=255.0),
+        "detect",
+        0,
+        image,
+        preprocessing=lambda x: x * 255,
     )
     np.testing.assert_array_equal(plain.mask, scaled.mask)
     np.testing.assert_allclose(plain.image, scaled.image)
+    with pytest.warns(DeprecationWarning, match="`preprocess` is deprecated"):
+        old = masked_image(
+            detector_model(scale=255.0),
+            "detect",
+            0,
+            image,
+            preprocess=lambda x: x * 255,
+        )
+    np.testing.assert_array_equal(old.mask, scaled.mask)
+    with pytest.raises(ValueError, match="not both"):
+        masked_image(
+            detector_model(), "detect", 0, image, preprocess=abs, preprocessing=abs
+        )
     as_uint8 = masked_image(
         detector_model(), "detect", 0, np.round(image * 255).astype(np.uint8)
     )
     np.testing.assert_array_equal(plain.mask, as_uint8.mask)
 
 
-@pytest.mark.parametrize("criterion", ["max", "mean", "median", "L1", "L2", "l2"])
+@pytest.mark.parametrize("criterion", ["max", "mean", "median", "l1", "l2", "L1", "L2"])
 def test_activation_criteria_match_numpy(model, criterion):
     rng = np.random.default_rng(0)
     images = rng.uniform(size=(3, SIZE, SIZE, 3)).astype(np.float32)
@@ -132,9 +149,10 @@ def test_activation_criteria_match_numpy(model, criterion):
         "max": maps.max(1),
         "mean": maps.mean(1),
         "median": np.median(maps, 1),
-        "L1": np.abs(maps).sum(1),
-        "L2": np.sqrt((maps**2).sum(1)),
+        "l1": np.abs(maps).sum(1),
         "l2": np.sqrt((maps**2).sum(1)),
+        "L1": np.abs(maps).sum(1),  # dnnbrain's spelling, accepted as is
+        "L2": np.sqrt((maps**2).sum(1)),
     }[criterion]
     got = channel_activation(model, "detect", 1, images, criterion=criterion)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
@@ -223,8 +241,8 @@ def test_bad_parameters_and_hopeless_images(model):
         masked_image(model, "detect", 0, image, target_reduction_ratio=1.5)
     with pytest.raises(ValueError, match=r"`activation_criterion` must be one of"):
         masked_image(model, "detect", 0, image, activation_criterion="sum")
-    with pytest.raises(TypeError, match=r"`preprocess` must be callable"):
-        masked_image(model, "detect", 0, image, preprocess="caffe")
+    with pytest.raises(TypeError, match=r"`preprocessing` must be callable"):
+        masked_image(model, "detect", 0, image, preprocessing="caffe")
     with pytest.raises(ValueError, match=r"After 3 erosions the activation"):
         masked_image(model, "detect", 0, image, max_iteration=3)
     with pytest.raises(ValueError, match=r"non-positive activation \(0\)"):

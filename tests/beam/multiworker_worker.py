@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -17,6 +18,10 @@ import tensorflow as tf  # noqa: E402
 
 from keras_interp.engine import explain  # noqa: E402
 from keras_interp.testing.models import gap_dense  # noqa: E402
+
+#: Seconds after which a worker exits whatever it is doing, so a worker left
+#: behind (its test killed, its peer gone) never outlives the test.
+WATCHDOG = 300
 
 #: Images explained: 7 in batches of 4 leave a final batch of 3, which does
 #: not divide over the 2 workers.
@@ -31,6 +36,7 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 
 
 def main(path: str) -> None:
+    """Explain the images (with the strategy TF_CONFIG asks for) into `path`."""
     strategy = None
     if "TF_CONFIG" in os.environ:
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
@@ -51,4 +57,7 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
+    watchdog = threading.Timer(WATCHDOG, os._exit, args=(3,))
+    watchdog.daemon = True
+    watchdog.start()
     main(sys.argv[1])

@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 
 WORKER = pathlib.Path(__file__).with_name("multiworker_worker.py")
-#: Seconds a worker may take (TensorFlow's start-up included).
-TIMEOUT = 150
+#: Seconds a worker may take (TensorFlow's start-up included); the workers
+#: also end themselves after `multiworker_worker.WATCHDOG` seconds.
+TIMEOUT = 240
 
 
 def _free_ports(count: int) -> list[int]:

@@ -10,8 +10,12 @@ import pytest
 from callback_helpers import RecordingLogger, read_run, tf_keras
 
 from keras_interp.callbacks import ConceptCallback
-from keras_interp.concepts import TrainingImage, directional_derivatives, tcav_score
-from keras_interp.concepts import train_cav
+from keras_interp.concepts import (
+    TrainingImage,
+    directional_derivatives,
+    tcav_score,
+    train_cav,
+)
 from keras_interp.models import KerasModel
 
 SIZE = 12
@@ -73,29 +77,32 @@ def test_redness_sensitivity_is_logged_and_exact(framework, tmp_path):
 
     # The last logged numbers are TCAV recomputed on the final weights.
     wrapped = KerasModel(model)
-    pair = (wrapped, "conv")
-    acts = [wrapped.layer_outputs(images, ["conv"])[0] for images in (RED, GREEN)]
-    acts = [np.asarray(a).reshape(len(a), -1) for a in acts]
-    cav = train_cav(
-        positive_images=[TrainingImage(activations={pair: a}) for a in acts[0]],
-        negative_images=[TrainingImage(activations={pair: a}) for a in acts[1]],
-        model_layer=pair, random_state=np.random.RandomState(0), verbose=0,
-    )  # fmt: skip
-    derivatives = directional_derivatives(wrapped, x[y == 1][:10], "conv", cav, 1)
+    derivatives = directional_derivatives(
+        wrapped, x[y == 1][:10], "conv", red_cav(wrapped), 1
+    )
     assert final == pytest.approx(tcav_score(derivatives))
     mean = written["red/derivative_mean"][-1][1]
     assert mean == pytest.approx(derivatives.mean(), rel=1e-4, abs=1e-6)
+
+
+def red_cav(wrapped):
+    """The CAV the callback trains: red vs green at "conv", seed 0."""
+    pair = (wrapped, "conv")
+    sets = []
+    for images in (RED, GREEN):
+        acts = np.asarray(wrapped.layer_outputs(images, ["conv"])[0])
+        sets.append([TrainingImage(activations={pair: a.ravel()}) for a in acts])
+    return train_cav(
+        positive_images=sets[0], negative_images=sets[1], model_layer=pair,
+        random_state=np.random.RandomState(0), verbose=0,
+    )  # fmt: skip
 
 
 def test_significance_saved_cav_and_logger(tmp_path):
     x, y = colour_task()
     model = cnn()
     model.fit(x, y, epochs=2, batch_size=16, verbose=0)
-    wrapped = KerasModel(model)
-    pair = (wrapped, "conv")
-    cav = train_cav(positive_images=[TrainingImage(activations={pair: np.asarray(a).ravel()}) for a in wrapped.layer_outputs(RED, ["conv"])[0]],
-                    negative_images=[TrainingImage(activations={pair: np.asarray(a).ravel()}) for a in wrapped.layer_outputs(GREEN, ["conv"])[0]],
-                    model_layer=pair, random_state=0, verbose=0)  # fmt: skip
+    cav = red_cav(KerasModel(model))
     path = tmp_path / "red.cav"
     cav.save(path)
     logger = RecordingLogger()
@@ -127,7 +134,7 @@ def test_a_failing_concept_warns_once_and_the_others_go_on(tmp_path):
         history = cnn().fit(x, y, epochs=4, verbose=0, callbacks=[callback])
     assert len(history.history["loss"]) == 4
     ours = [w for w in caught if "ConceptCallback" in str(w.message)]
-    assert len(ours) == 1 and "'wrong'" in str(ours[0].message)
+    assert len(ours) == 1 and "(wrong)" in str(ours[0].message)
     assert len(callback.history["red"]) == 4 and "wrong" not in callback.history
     assert not callback.disabled
 

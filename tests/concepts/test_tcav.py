@@ -210,6 +210,11 @@ def test_seeded_runs_are_identical(model, data):
     assert a.p_value == b.p_value
     for x, y in zip(a.cavs, b.cavs):
         np.testing.assert_array_equal(x.vector, y.vector)
+    c = run(model, data, "red", seed=7, random_state=None)  # the new name
+    np.testing.assert_array_equal(a.concept_scores, c.concept_scores)
+    assert a.p_value == c.p_value
+    with pytest.raises(ValueError, match="not both"):
+        run(model, data, "red", seed=7, random_state=7)
 
 
 def test_inputs_as_images_batches_or_activations_agree(model, data):

@@ -15,6 +15,7 @@ from keras_interp.methods.incremental import (
     incremental_plan,
 )
 from keras_interp.methods.perturbation import occlusion
+from keras_interp.testing.contract import assert_method_contract
 from keras_interp.testing.models import gap_dense
 
 
@@ -100,17 +101,19 @@ def test_equals_occlusion_on_every_patch_rule(window, stride):
 def test_compiled_and_exposed_and_fraction():
     model = expose(gap_dense(size=12))
     x = tf.random.stateless_uniform((2, 12, 12, 3), (0, 2))
-    _, plain = occlusion(model, x, window=(4, 4), stride=(2, 2))
+    _, plain = occlusion(model, x, window=(4, 4), stride=(4, 4))
     run = tf.function(
         lambda x: incremental_occlusion(
-            model, x, window=(4, 4), stride=(2, 2), full_fraction=0.3
+            model, x, window=(4, 4), stride=(4, 4), full_fraction=0.3
         )
     )
     _close(plain, run(x)[1])
 
 
 def test_unsupported_inputs_run_plain_occlusion(caplog):
-    model = _stack()
+    model = keras.Sequential(
+        [keras.Input((3, 16, 16)), keras.layers.Flatten(), keras.layers.Dense(2)]
+    )
     x = tf.random.stateless_uniform((1, 3, 16, 16), (0, 3))
     options = dict(window=(4, 4), stride=(4, 4), spatial_axis=(-2, -1))
     with caplog.at_level("INFO"):
@@ -186,3 +189,9 @@ def test_equals_occlusion_with_a_nested_backbone():
     _close(plain, incremental_occlusion(model, x, batch_size=32, **options)[1])
     plan = incremental_plan(model, (32, 32, 3), (8, 8), (6, 6))
     assert plan["layers"][0]["layer"] == "Conv1"
+
+
+def test_method_contract():
+    assert_method_contract(
+        incremental_occlusion, options={"window": (6, 6), "stride": (6, 6)}
+    )

@@ -45,7 +45,20 @@ def test_explain_cam_methods(resnet, data, name):
         resnet.inputs, [resnet.output, resnet.get_layer("avg_pool").input]
     )
     options = {"max_channels": 8} if name == "scorecam" else {}
-    _check(*ki.explain(methods.METHODS[name], model, x, y, verbose=0, **options))
+    logits, maps = ki.explain(methods.METHODS[name], model, x, y, verbose=0, **options)
+    _check(logits, maps)
+    # Numbers, not only shapes: the explained logits are the model's.
+    expected = resnet(x).numpy()[np.arange(2), y[:, 0]]
+    np.testing.assert_allclose(logits[:, 0], expected, rtol=1e-4, atol=1e-4)
+    if name in ("cam", "gradcam"):
+        # GAP -> Dense head: mean(CAM) + bias = logit; Grad-CAM = CAM / (h w).
+        _, raw = ki.explain(name, model, x, y, resizing=False, verbose=0)
+        area = raw.shape[1] * raw.shape[2]
+        cam = raw if name == "cam" else raw * area
+        bias = resnet.layers[-1].get_weights()[1][y[:, 0]]
+        np.testing.assert_allclose(
+            cam.mean(axis=(1, 2))[:, 0] + bias, expected, rtol=1e-3, atol=1e-3
+        )
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])
@@ -55,7 +68,18 @@ def test_explain_gradcam_compiled_and_xla(resnet, data, jit_compile):
 
 
 def test_explain_gradients(resnet, data):
-    _check(*ki.explain(methods.gradients, resnet, *data, verbose=0))
+    x, y = data
+    logits, maps = ki.explain(methods.gradients, resnet, x, y, verbose=0)
+    _check(logits, maps)
+    # The mean absolute input gradient of the explained logit, by hand.
+    images = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        chosen = tf.gather(resnet(images), y[:, 0], axis=1, batch_dims=1)
+    expected = tf.reduce_mean(tf.abs(tape.gradient(chosen, images)), axis=-1)
+    np.testing.assert_allclose(logits[:, 0], chosen, rtol=1e-4, atol=1e-4)
+    scale = float(tf.reduce_max(expected))
+    np.testing.assert_allclose(maps[..., 0], expected, atol=1e-4 * scale)
 
 
 def test_explain_tta_cam(resnet, data):

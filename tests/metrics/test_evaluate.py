@@ -114,7 +114,8 @@ def test_validation_messages():
 def test_compiled_step_is_traced_once_across_calls(task):
     from keras_interp.metrics._common import _STEPS
 
-    model, x, y, _ = task
+    _, x, y, _ = task
+    model = evidence_cnn(16, 3, seed=3)  # a model no other test has scored
     maps = np.random.default_rng(0).random(x.shape[:3])
     metrics.deletion(model, x, y, maps=maps, steps=3, batch_size=4)
     step = _STEPS[model][("probability", "deletion")]

@@ -8,12 +8,8 @@ import numpy as np
 import pytest
 from leap_toy import BACKGROUND, make_data, trained_model
 
-from keras_interp.synthesis.isolation import (
-    check_baseline,
-    isolate_features,
-    mask_iou,
-    total_variation,
-)
+from keras_interp.synthesis.isolation import check_baseline, isolate_features, mask_iou
+from keras_interp.synthesis.regularizers import variation
 
 STEPS = {"steps": 150, "lr": 0.1, "log_freq": 50, "baseline": BACKGROUND}
 
@@ -75,7 +71,7 @@ def test_area_weight_shrinks_and_smoothness_smooths_the_masks(model, samples):
     assert tight.masks.mean() < 0.7 * loose.masks.mean()
     rough = isolate_features(model, images, labels, smoothness_weight=0.0, **short)
     smooth = isolate_features(model, images, labels, smoothness_weight=20.0, **short)
-    tv = [total_variation(r.masks[..., None]).numpy().mean() for r in (rough, smooth)]
+    tv = [variation(r.masks[..., None], "mean").numpy().mean() for r in (rough, smooth)]
     assert tv[1] < tv[0]
 
 

@@ -285,3 +285,21 @@ def test_errors():
         A + "text"
     with pytest.raises(ValueError, match="Unknown objective constructor"):
         Objective.from_config({"constructor": "nope", "args": {}})
+
+
+def test_one_total_variation_with_both_normalisations():
+    images = tf.constant(RGB)
+    tf_tv = tf.image.total_variation(images).numpy()
+    np.testing.assert_allclose(R.variation(images).numpy(), tf_tv, rtol=1e-5)
+    x = np.asarray(RGB, np.float64)
+    dy, dx = np.abs(np.diff(x, axis=1)), np.abs(np.diff(x, axis=2))
+    mean = dy.mean((1, 2, 3)) + dx.mean((1, 2, 3))
+    np.testing.assert_allclose(R.variation(images, "mean").numpy(), mean, rtol=1e-5)
+    np.testing.assert_allclose(
+        value(R.total_variation(2.0, reduction="mean")), -2.0 * mean, rtol=1e-5
+    )
+    config = R.total_variation(2.0, reduction="mean").get_config()
+    rebuilt = O.Objective.from_config(config)
+    np.testing.assert_allclose(value(rebuilt), -2.0 * mean, rtol=1e-5)
+    with pytest.raises(ValueError, match="Received: reduction='l1'"):
+        R.variation(images, "l1")

@@ -3,6 +3,8 @@ Fourier, alpha and diversity have their effects."""
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -243,18 +245,23 @@ def test_model_interface_uses_its_input_value_range():
     assert -1 <= low < -0.5 and 0.5 < high <= 1
 
 
-def test_input_range_and_preprocess():
-    recorder = Recorder(MODEL, "conv2")
-    quick(
-        recorder,
-        syn.channel("conv2", 3),
-        syn.pixel_image((1, 16, 16, 3), sd=3.0),
-        input_range=(0, 255),
-        preprocess=lambda x: x / 255.0 * 4 - 2,
-        steps=3,
-    )
-    low, high = recorder.seen.numpy()
-    assert -2 <= low < -1.5 and 1.5 < high <= 2
+def test_input_range_and_preprocessing():
+    for name in ("preprocessing", "preprocess"):  # the old name still works
+        recorder = Recorder(MODEL, "conv2")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            quick(
+                recorder,
+                syn.channel("conv2", 3),
+                syn.pixel_image((1, 16, 16, 3), sd=3.0),
+                input_range=(0, 255),
+                steps=3,
+                **{name: lambda x: x / 255.0 * 4 - 2},
+            )
+        deprecated = [w for w in caught if issubclass(w.category, DeprecationWarning)]
+        assert len(deprecated) == (name == "preprocess")
+        low, high = recorder.seen.numpy()
+        assert -2 <= low < -1.5 and 1.5 < high <= 2
 
 
 def test_fixed_size_model_gets_resized_inputs_and_default_param():

@@ -137,8 +137,11 @@ def export(
         TypeError: a bad option type.
 
     Example:
-        >>> export(model, "/tmp/explainer/1", methods=["gradcam", "gradients"],
-        ...        preprocessing="tf", overlay=True)
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> signatures = export(gap_dense(), folder + "/1", methods=["gradcam"])
+        >>> sorted(signatures["explain"]["outputs"])
+        ['classes', 'logits', 'maps_gradcam', 'probabilities']
 
     References:
         TensorFlow Serving, "SignatureDefs in SavedModel for TensorFlow
@@ -147,8 +150,8 @@ def export(
     top_k = check_positive_int(top_k, "top_k")
     preprocessing = prep.check_value_range(preprocessing)
     check_one_of(resize_mode, prep.RESIZE_MODES, "resize_mode")
-    for flag, value in (("overlay", overlay), ("include_probabilities", None)):
-        value = include_probabilities if value is None else value
+    flags = {"overlay": overlay, "include_probabilities": include_probabilities}
+    for flag, value in flags.items():
         if not isinstance(value, bool):
             raise TypeError(f"`{flag}` must be a bool. {received(flag, value)}")
     size, channels = _input_size(model, image_size)
@@ -213,7 +216,6 @@ def export(
         return outputs
 
     module = tf.Module(name="keras_interp_explainer")
-    module.model_variables = _variables(model, [s[2] for s in steps])
     functions = {
         "serving_default": (serve, [image_spec]),
         "explain": (explain, [image_spec]),
@@ -227,6 +229,10 @@ def export(
         # Not set on the module: only the signatures are saved (saving the
         # functions as attributes too re-traces them).
         signatures[name] = traced.get_concrete_function()
+    # The variables the graphs capture (tf.Variables, for Keras 3 the ones
+    # behind its variables), tracked so that the TF1 loader of
+    # `saved_model_cli run` and TF Serving can restore them.
+    module.model_variables = _variables(signatures.values())
     tf.saved_model.save(module, str(path), signatures=signatures)
     return {name: _describe(fn) for name, fn in signatures.items()}
 
@@ -323,8 +329,11 @@ def _steps(model, methods, postprocessing, options) -> list[tuple[str, Any, Any]
             while hasattr(base, "__wrapped__"):
                 base = base.__wrapped__
             post = next(
-                (NATURAL_POSTPROCESSING[n] for n, m in registry.METHODS.items()
-                 if m is base and n in NATURAL_POSTPROCESSING),
+                (
+                    NATURAL_POSTPROCESSING[n]
+                    for n, m in registry.METHODS.items()
+                    if m is base and n in NATURAL_POSTPROCESSING
+                ),
                 None,
             )
         prepared = prepare(model, spec)
@@ -345,11 +354,11 @@ def _steps(model, methods, postprocessing, options) -> list[tuple[str, Any, Any]
     return steps
 
 
-def _variables(model: Any, prepared: list[Any]) -> list[Any]:
-    """Every variable the traced functions read, each once."""
+def _variables(functions: Any) -> list[Any]:
+    """Every variable the concrete `functions` capture, each once."""
     seen, result = set(), []
-    for source in [model, *prepared]:
-        for variable in getattr(source, "variables", []):
+    for function in functions:
+        for variable in function.variables:
             if id(variable) not in seen:
                 seen.add(id(variable))
                 result.append(variable)
