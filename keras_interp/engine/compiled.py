@@ -313,10 +313,10 @@ def _build(
         x: Any, indices: Any, chunk: Any = None
     ) -> tuple[tf.Tensor, tf.Tensor]:
         outputs = strategy.run(replica_step, args=(x, indices, chunk))
-        return tuple(
-            tf.concat(strategy.experimental_local_results(output), axis=0)
-            for output in outputs
-        )
+        # `gather` collects every replica's rows in replica order, those of
+        # other workers included (a multi-worker strategy's local results hold
+        # only this worker's replicas).
+        return tuple(strategy.gather(output, axis=0) for output in outputs)
 
     distributed_step.__name__ = f"explain_{name}_distributed"
     function = tf.function(distributed_step, reduce_retracing=True)

@@ -11,6 +11,7 @@ from keras_interp.inspection.graph import (
     find_layer,
     has_graph,
     is_tf_keras,
+    output_layers,
     output_shape,
     run_graph,
     squashing_activation,
@@ -37,12 +38,12 @@ def _endpoints(model: Any, refs: Any, default_link: str, arg: str) -> list:
         link, target = default_link, None
         if isinstance(ref, Target):
             target = ref
-            layer = (
-                find_layer(model, ref.layer, arg=f"{arg}.layer")
-                if ref.layer is not None
-                else None
-            )
-            layer = layer if layer is not None else get_logits_layer(model)
+            if ref.output is not None:
+                layer = select_output_layer(model, ref.output)
+            elif ref.layer is not None:
+                layer = find_layer(model, ref.layer, arg=f"{arg}.layer")
+            else:
+                layer = _default_logits_layer(model)
             target.check_shape(output_shape(layer), layer.name)
             pairs.append((layer, "output", target))
             continue
@@ -57,6 +58,79 @@ def _endpoints(model: Any, refs: Any, default_link: str, arg: str) -> list:
             ref = ref.get("layer", ref.get("name"))
         pairs.append((find_layer(model, ref, arg=arg), link, target))
     return pairs
+
+
+def _output_list(model: Any) -> str:
+    """The outputs of `model` as `0: 'a', 1: 'b'` for error messages."""
+    return ", ".join(
+        f"{i}: {' / '.join(map(repr, names))}"
+        for i, (names, _) in enumerate(output_layers(model))
+    )
+
+
+def select_output_layer(model: Any, output: int | str) -> Any:
+    """The layer producing one output of `model`, by index or name.
+
+    Args:
+        model: a functional or Sequential model.
+        output: the index in `model.outputs` (negative counts from the end),
+            or the name of the layer producing the output (or its key for a
+            model built with a dict of outputs).
+
+    Returns:
+        The layer (inside nested models if a nested model produces it).
+
+    Raises:
+        ValueError: no such output; the message lists the model's outputs.
+    """
+    outputs = output_layers(model)
+    if isinstance(output, str):
+        found = [layer for names, layer in outputs if output in names]
+    else:
+        found = [outputs[output][1]] if -len(outputs) <= output < len(outputs) else []
+    if not found or found[0] is None:
+        raise ValueError(
+            f"Model {getattr(model, 'name', model)!r} has no output {output!r}; "
+            f"its outputs are {_output_list(model)}. {received('output', output)}"
+        )
+    return found[0]
+
+
+def _default_logits_layer(model: Any) -> Any:
+    """The logits layer of a single-output model; a multi-output model must say
+    which output is explained."""
+    if len(output_layers(model)) > 1:
+        raise ValueError(
+            f"Model {getattr(model, 'name', model)!r} has "
+            f"{len(output_layers(model))} outputs ({_output_list(model)}): choose "
+            "the one to explain with `outputs=Target(output=index or name)`, e.g. "
+            "expose(model, outputs=Target(output=0)). Received: outputs=None"
+        )
+    return get_logits_layer(model)
+
+
+def select_output(model: Any, output: int | str) -> Any:
+    """A model returning only one output of `model`, for any method.
+
+    The same as `expose(model, arguments=[], outputs=Target(output=output))`:
+    its only output is the selected output's pre-activation scores, which every
+    method that takes a plain model (gradients, perturbation) explains. CAMs
+    take `expose(model, arguments=..., outputs=Target(output=output))`.
+
+    Args:
+        model: a functional or Sequential model with one or more outputs.
+        output: the output's index in `model.outputs` or its name.
+
+    Returns:
+        An exposed model `x -> [scores (B, K)]`.
+
+    Raises:
+        ValueError: no such output (the message lists them).
+
+    Example:
+        >>> logits = gradients(select_output(two_heads, "b"), x)[0]
+    """
+    return expose(model, arguments=[], outputs=Target(output=output))
 
 
 def expose(model: Any, arguments: Any = None, outputs: Any = None) -> Any:
@@ -83,8 +157,11 @@ def expose(model: Any, arguments: Any = None, outputs: Any = None) -> Any:
             Defaults to the input of the last global pooling layer.
         outputs: the output layer(s), in the same forms, or a `Target` (what is
             explained: a channel of any layer reduced over space, a unit at a
-            position, class probabilities). Defaults to the logits layer
-            (`get_logits_layer`). An empty list exposes only `arguments`.
+            position, class probabilities, one output of a model with several,
+            `Target(output=index or name)`). Defaults to the logits layer
+            (`get_logits_layer`) of a model with one output; a model with
+            several outputs must choose one. An empty list exposes only
+            `arguments`.
 
     Returns:
         A `keras.Model` (a `tf_keras.Model` for tf_keras models) whose call
@@ -94,8 +171,9 @@ def expose(model: Any, arguments: Any = None, outputs: Any = None) -> Any:
         (`(path-or-name, link)` pairs).
 
     Raises:
-        ValueError: unknown layer (with the closest names), no logits or global
-            pooling layer to default to, or a model without a layer graph
+        ValueError: unknown layer (with the closest names) or output, no
+            logits or global pooling layer to default to, a model with several
+            outputs and no `Target(output=...)`, or a model without a layer graph
             (subclassed) asked for an intermediate layer.
 
     Example:
@@ -116,7 +194,7 @@ def expose(model: Any, arguments: Any = None, outputs: Any = None) -> Any:
             "`gradients`. " + received("model", type(model).__name__)
         )
     if outputs is None:
-        out = [(get_logits_layer(model), "output", None)]
+        out = [(_default_logits_layer(model), "output", None)]
     else:
         out = _endpoints(model, outputs, "output", "outputs")
     if arguments is None:

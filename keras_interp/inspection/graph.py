@@ -396,3 +396,40 @@ def _collect_inbound(model, prefix, feeding, result):
         for symbolic in outputs:
             producer[id(symbolic)] = path
     return sorted({producer[id(t)] for t in graph.outputs if id(t) in producer})
+
+
+def output_layers(model: Any) -> list[tuple[tuple[str, ...], Any]]:
+    """`(names, layer)` for each output of a graph model, in flat output order.
+
+    `names` holds the name of the layer producing the output and, for a model
+    built with a dict of outputs, its key. An output produced by a nested model
+    is traced to the layer inside it that produces it. Empty for a model
+    without a layer graph.
+    """
+    graph = _graph(model)
+    if graph is None:
+        return []
+    keys: list[str] = []
+    struct = getattr(graph, "_outputs_struct", getattr(graph, "_nested_outputs", None))
+    if isinstance(struct, dict):
+        keys = sorted(struct)
+    result = []
+    for index, tensor in enumerate(graph.outputs):
+        layer = _producer(tensor)
+        names = (layer.name,) if layer is not None else ()
+        if index < len(keys) and keys[index] not in names:
+            names = (keys[index], *names)
+        result.append((names, layer))
+    return result
+
+
+def _producer(tensor: Any) -> Any:
+    """The leaf layer producing `tensor`, looking inside nested models."""
+    history = getattr(tensor, "_keras_history", None)
+    if history is None:
+        return None
+    layer, index = history[0], history[2]
+    inner = _graph(layer) if is_container(layer) else None
+    if inner is not None and index < len(inner.outputs):
+        return _producer(inner.outputs[index])
+    return layer

@@ -10,12 +10,24 @@ once, for every method alike (dnnbrain's "channel of any layer"):
 - `Target("block_16_project", reduce="mean")`: each channel of an
   intermediate layer reduced over space by `mean`, `max`, `l1` or `l2`, so
   `indices=[[c]]` explains channel `c`;
-- `Target("block_16_project", position=(2, 3))`: the units at row 2, column 3.
+- `Target("block_16_project", position=(2, 3))`: the units at row 2, column 3;
+- `Target(output="age")` or `Target(output=1)`: one output of a model with
+  several outputs, by the name of the layer producing it (or its key in a model
+  built with a dict of outputs) or by its index in `model.outputs`.
+
+Models with several outputs: a method never picks one for the user. `expose()`
+without a `Target(output=...)` (or an explicit output layer) refuses such a
+model, and so does every method given the plain model (`scores`): select the
+head once with `select_output(model, output)` (the same as
+`expose(model, arguments=[], outputs=Target(output=...))`) for the gradient and
+perturbation methods, or `expose(model, arguments=..., outputs=Target(output=
+...))` for the CAM family; every method then explains the same head.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from typing import Any
 
 import tensorflow as tf
@@ -40,22 +52,47 @@ class Target:
             instead of reducing (dnnbrain's `unit`).
         activation: apply `"softmax"` or `"sigmoid"` to the scores, e.g. to
             explain class probabilities rather than logits.
+        output: for a model with several outputs, the one explained: its index
+            in `model.outputs` or its name (the name of the layer producing it,
+            or its key for a model built with a dict of outputs). The output
+            layer's softmax or sigmoid is stripped as for the logits layer.
+            Give `layer` or `output`, not both.
 
     Raises:
         ValueError: an unknown `reduce` or `activation`, `reduce` together with
-            `position`, or a `position` that is not two non-negative integers.
+            `position`, a `position` that is not two non-negative integers, or
+            `layer` together with `output`.
+        TypeError: an `output` that is neither an integer nor a string.
 
     Example:
         >>> exposed = expose(model, arguments="conv", outputs=Target(
         ...     "block_16_project", reduce="mean"))
+        >>> head = expose(two_heads, outputs=Target(output="age"))
     """
 
     layer: Any = None
     reduce: str | None = None
     position: tuple[int, int] | None = None
     activation: str | None = None
+    output: int | str | None = None
 
     def __post_init__(self) -> None:
+        output = self.output
+        if output is not None:
+            if isinstance(output, bool) or not isinstance(
+                output, (numbers.Integral, str)
+            ):
+                raise TypeError(
+                    "`output` must be an output index or name. "
+                    f"{received('output', output)}"
+                )
+            if self.layer is not None:
+                raise ValueError(
+                    "Give `layer` or `output`, not both: `output` names a model "
+                    f"output, `layer` any layer. {received('output', output)}"
+                )
+            if not isinstance(output, str):
+                object.__setattr__(self, "output", int(output))
         if self.reduce is not None:
             check_one_of(self.reduce, REDUCTIONS, "reduce")
         if self.activation is not None:

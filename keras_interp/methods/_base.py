@@ -38,13 +38,36 @@ def forward(model: Any, inputs: tf.Tensor) -> list[tf.Tensor]:
     return list(outputs)
 
 
+def check_single_output(model: Any, outputs: Sequence[Any]) -> None:
+    """Refuse a plain Keras model with several outputs: which one is explained
+    must be chosen (`select_output` / `Target(output=...)`), never guessed.
+
+    Exposed models and other callables (whose first output is the scores by
+    contract) pass.
+
+    Raises:
+        ValueError: `model` is a graph model that returned several outputs.
+    """
+    if len(outputs) > 1 and has_graph(model) and not is_exposed(model):
+        raise ValueError(
+            f"Model {getattr(model, 'name', model)!r} has {len(outputs)} outputs: "
+            "choose the one to explain with `keras_interp.inspection."
+            "select_output(model, output)` (an index or name), or for a CAM "
+            "`expose(model, outputs=Target(output=...))`. "
+            f"{received('model', getattr(model, 'name', model))}"
+        )
+
+
 def scores(model: Any, inputs: tf.Tensor, indices: Any) -> tuple[tf.Tensor, list]:
     """`(selected scores (B, L), other outputs)` of one forward pass.
 
     The first output of the model is what is explained (see `Target`); the
-    units named by `indices` are gathered from it.
+    units named by `indices` are gathered from it. A plain Keras model with
+    several outputs is refused (`check_single_output`): select one first.
     """
-    first, *rest = forward(model, inputs)
+    outputs = forward(model, inputs)
+    check_single_output(model, outputs)
+    first, *rest = outputs
     first = tf.convert_to_tensor(first)
     if first.shape.rank != 2:
         raise ValueError(

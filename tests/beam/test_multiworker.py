@@ -76,12 +76,6 @@ def _run_workers(tmp_path: pathlib.Path) -> list[dict[str, np.ndarray]]:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: the distributed step concatenates only this worker's replica "
-    "results (experimental_local_results); across workers it must all-gather "
-    "them (strategy.gather(output, axis=0)). Remove this mark with that change.",
-)
 def test_two_local_workers_return_what_one_process_returns(tmp_path):
     single = tmp_path / "single.npz"
     multiworker_worker.main(str(single))  # One process, no strategy.

