@@ -10,14 +10,13 @@ for every record with `shortcut=True`.
 from __future__ import annotations
 
 import re
-import weakref
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
 from keras_interp import methods
 from keras_interp.engine import explain
-from keras_interp.inspection.expose import is_exposed
+from keras_interp.engine.models import prepare
 
 
 class _Natural(Mapping):
@@ -42,50 +41,13 @@ class _Natural(Mapping):
 #: name -> the post-processing a shortcut applies by default (from the records).
 NATURAL_POSTPROCESSING: Mapping[str, Callable] = _Natural()
 
-_EXPOSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def prepare(model: Any, method: Any) -> Any:
-    """The model `method` should be given: exposed if it needs to be.
-
-    An already exposed model is returned as is; otherwise the method record's
-    `exposer` (`expose`, or for `full_gradients` the model exposing every layer
-    with a bias) is applied once per model and exposer, cached by weak
-    reference.
-
-    Args:
-        model: a Keras model.
-        method: a method name, spec or function (wrapped or not).
-
-    Returns:
-        `model`, or the exposed model the method takes.
-
-    Example:
-        >>> model = keras_interp.testing.models.gap_dense()
-        >>> prepare(model, "gradients") is model
-        True
-        >>> prepare(model, "smooth(gradcam)") is prepare(model, "gradcam")
-        True
-    """
-    if is_exposed(model) or not methods.needs_exposed(method):
-        return model
-    exposer = methods.record(method).exposer
-    try:
-        cache = _EXPOSED.setdefault(model, {})
-    except TypeError:  # not weakly referenceable: expose without caching
-        cache = {}
-    if exposer not in cache:
-        cache[exposer] = exposer(weakref.proxy(model))
-    return cache[exposer]
-
-
 def _shortcut(name: str) -> Callable:
     found = methods.RECORDS[name]
     method, natural = found.function, found.postprocessing
 
     def shortcut(model: Any, x: Any, y: Any = None, **kwargs: Any):
         kwargs.setdefault("postprocessing", natural)
-        return explain(method, prepare(model, name), x, y, **kwargs)
+        return explain(method, model, x, y, **kwargs)
 
     shortcut.__name__ = shortcut.__qualname__ = name
     # The method's docstring without its example, which is the method's own.
@@ -123,5 +85,6 @@ full_gradients = SHORTCUTS["full_gradients"]
 guided_gradients = SHORTCUTS["guided_gradients"]
 occlusion = SHORTCUTS["occlusion"]
 rise = SHORTCUTS["rise"]
+reciprocam = SHORTCUTS["reciprocam"]
 
 __all__ = ["NATURAL_POSTPROCESSING", "SHORTCUTS", "prepare", "saliency", *SHORTCUTS]

@@ -30,7 +30,6 @@ from keras_interp.testing.models import gap_dense
 
 RAW_MODULES = ("tensorflow", "keras", "tf_keras", "PIL", "sklearn", "google")
 NAN = float("nan")
-ENGINE = pytest.mark.xfail(strict=True, reason="engine: waiting for H2")
 
 
 class Case(NamedTuple):
@@ -134,7 +133,7 @@ CASES = [
         "gradients", str(c["dir"] / "text.png"), c["x"], verbose=0), "model"),
     Case("explain_four_channels", lambda c: ki.explain(
         "gradients", c["model"], np.zeros((1, 8, 8, 4), np.float32), verbose=0),
-        "x", marks=(ENGINE,)),
+        "x"),
     Case("explain_nan_images", lambda c: ki.explain(
         "gradients", c["model"], np.full((1, 8, 8, 3), NAN, np.float32),
         verbose=0), "x"),
@@ -143,17 +142,15 @@ CASES = [
     Case("explain_batch_size_0", lambda c: ki.explain(
         "gradients", c["model"], c["x"], batch_size=0, verbose=0), "batch_size"),
     Case("explain_unknown_method", lambda c: ki.explain(
-        "gradientz", c["model"], c["x"], verbose=0), "method",
-        marks=(ENGINE,)),
+        "gradientz", c["model"], c["x"], verbose=0), "method"),
     Case("explain_bad_postprocessing", lambda c: ki.explain(
         "gradients", c["model"], c["x"], postprocessing="abc", verbose=0),
         "postprocessing"),
-    Case("gradcam_model_none", lambda c: ki.gradcam(None, c["x"]), "model",
-        marks=(ENGINE,)),
+    Case("gradcam_model_none", lambda c: ki.gradcam(None, c["x"]), "model"),
     Case("gradcam_saved_model_path", lambda c: ki.gradcam(
-        str(c["dir"] / "not_saved_model"), c["x"]), "model", marks=(ENGINE,)),
+        str(c["dir"] / "not_saved_model"), c["x"]), "model"),
     Case("gradcam_index_past_units", lambda c: ki.gradcam(
-        c["model"], c["x"], np.array([[9], [9]])), "y", marks=(ENGINE,)),
+        c["model"], c["x"], np.array([[9], [9]])), "y"),
     # -- expose, find_layer, Target ------------------------------------------
     Case("expose_none", lambda c: ki.expose(None), "model"),
     Case("expose_unknown_layer", lambda c: ki.expose(c["model"], "nope"),

@@ -291,14 +291,24 @@ def _build(
                 logits, maps = call(x, indices, chunk)
             finally:  # Also when the gather fails (eagerly): explain() checks.
                 widths.extend(seen)
-        _check_outputs(name, logits, maps)
+        _check_outputs(name, logits, maps, nested=_is_nest(maps))
+        if _is_nest(maps):  # One map per input, each sized as its input.
+            maps = tf.nest.map_structure(finish, maps, _matching(maps, x))
+        else:
+            maps = finish(maps, tf.nest.flatten(x)[0])
+        return tf.cast(logits, tf.float32), maps
+
+    def finish(maps: tf.Tensor, image: tf.Tensor) -> tf.Tensor:
+        """Post-process and resize the maps of one input (image maps only)."""
         maps = tf.cast(maps, tf.float32)
+        if maps.shape.rank != 4:  # The maps of a non-image input: as they are.
+            return maps
         if postprocessing is not None:
             maps = postprocessing(maps, axis=(-3, -2))
-        size = _target_size(tf.nest.flatten(x)[0], resizing, spatial_axis)
+        size = _target_size(image, resizing, spatial_axis)
         if size is not None:
             maps = tf.image.resize(maps, size, method="bilinear")
-        return tf.cast(logits, tf.float32), tf.cast(maps, tf.float32)
+        return tf.cast(maps, tf.float32)
 
     step.__name__ = f"explain_{name}"
     if strategy is None:
@@ -316,7 +326,9 @@ def _build(
         # `gather` collects every replica's rows in replica order, those of
         # other workers included (a multi-worker strategy's local results hold
         # only this worker's replicas).
-        return tuple(strategy.gather(output, axis=0) for output in outputs)
+        return tf.nest.map_structure(
+            lambda output: strategy.gather(output, axis=0), outputs
+        )
 
     distributed_step.__name__ = f"explain_{name}_distributed"
     function = tf.function(distributed_step, reduce_retracing=True)
@@ -333,11 +345,44 @@ def _accepts(method: Callable, name: str) -> bool:
     return name in parameters
 
 
-def _check_outputs(name: str, logits: Any, maps: Any) -> None:
-    """Fail at trace time when a method breaks the `(B, L)`, `(B, H', W', L)` rule."""
-    for what, value, rank in (("logits", logits, 2), ("maps", maps, 4)):
+def _is_nest(value: Any) -> bool:
+    return isinstance(value, (tuple, list, dict))
+
+
+def _matching(maps: Any, x: Any) -> Any:
+    """The inputs `x` in the structure of a method's nest of maps (one map per
+    input, as captum: a tuple of inputs gives a tuple of maps)."""
+    try:
+        tf.nest.assert_same_structure(maps, x, check_types=False)
+    except (ValueError, TypeError):
+        shown = tf.nest.map_structure(lambda _: "map", maps)
+        raise ValueError(
+            "A method returning several maps must return one per input, in the "
+            f"structure of the inputs; got {shown} for inputs of structure "
+            f"{tf.nest.map_structure(lambda _: 'input', x)}."
+        ) from None
+    return x
+
+
+def _check_outputs(name: str, logits: Any, maps: Any, nested: bool = False) -> None:
+    """Fail at trace time when a method breaks the `(B, L)`, `(B, H', W', L)` rule
+    (with several inputs: one map per input, `(B, H', W', L)` for an image and
+    `(B, *shape, L)` for another input)."""
+    pairs = [("logits", logits, 2)]
+    if nested:  # A map of one input of several: at least (B, L).
+        pairs += [("maps", m, None) for m in tf.nest.flatten(maps)]
+    else:
+        pairs.append(("maps", maps, 4))
+    for what, value, rank in pairs:
         shape = getattr(value, "shape", None)
         found = getattr(shape, "rank", None) if shape is not None else None
+        if rank is None:
+            if shape is None or (found is not None and found < 2):
+                raise ValueError(
+                    f"`method` {name!r} must return one map per input, each of "
+                    f"rank 2 or more; got shape {shape}."
+                )
+            continue
         if shape is None or (found is not None and found != rank):
             raise ValueError(
                 f"`method` {name!r} must return `(logits, maps)` with {what} of "

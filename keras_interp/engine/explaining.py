@@ -24,7 +24,13 @@ from keras_interp.engine.inputs import (
     array_batches,
     dataset_batches,
 )
-from keras_interp.engine.models import check_inputs, model_facts, resolve_model
+from keras_interp.engine.models import (
+    check_inputs,
+    model_facts,
+    prepare,
+    resolve_model,
+)
+from keras_interp.inspection.expose import check_one_output
 
 #: With `verbose="auto"`, a progress bar is shown from this many batches on
 #: (and whenever a data set's length is unknown).
@@ -114,9 +120,12 @@ def explain(
         method: an attribution method, `fn(model, inputs, indices=None, *,
             spatial_axis=(-3, -2), **options) -> (logits, maps)`, or its
             registry name or spec, e.g. `"smooth(gradcam, seed=0)"`.
-        model: the model `method` explains (e.g. from `expose()`), a callable,
-            or a path to a `.keras`/`.h5` file or a Keras SavedModel directory
-            (loaded once; see `resolve_model`).
+        model: the model `method` explains, a callable, or a path to a
+            `.keras`/`.h5` file or a Keras SavedModel directory (loaded once;
+            see `resolve_model`). A plain model given to a method that takes
+            an exposed one (the CAMs, FullGrad) is exposed as the method's
+            record says (`keras_interp.shortcuts.prepare`); give `expose(model,
+            arguments=..., outputs=...)` to choose the layer or the target.
         x: images `(B, H, W, C)` as a numpy array or tensor, a tuple or dict
             of arrays (several inputs), or a `tf.data.Dataset` of images or
             `(images, indices)` pairs.
@@ -146,6 +155,13 @@ def explain(
     Returns:
         `(logits, maps)` as float32 numpy arrays of shapes `(B, L)` and
         `(B, H, W, L)` (or the method's `(B, H', W', L)` without resizing).
+        For several inputs, a method that explains each input (the gradient
+        methods) returns one map per input in the structure of `x` (a tuple
+        gives a tuple, a dict a dict, as captum): `(B, H, W, L)` for an image,
+        post-processed and resized to its own size, and `(B, *shape, L)` for
+        another input (e.g. `(B, D, L)` for a vector), left as computed. A
+        method that explains one layer (the CAMs) returns one map, resized to
+        the first input's size.
 
     Raises:
         TypeError: `method` or `postprocessing` is not callable, `model` is
@@ -158,7 +174,9 @@ def explain(
             integer, negative, `>= 2**31`, not below the number of units of the
             explained output, of the wrong rank or length, or given with a
             data set; an unknown option or an option out of range; a model
-            path that cannot be loaded; `batch_size`, `verbose`, `resizing` or
+            path that cannot be loaded; a Keras model with several outputs
+            (choose one with `keras_interp.inspection.select_output`);
+            `batch_size`, `verbose`, `resizing` or
             `spatial_axis` have a bad value; a data set is infinite.
         FileNotFoundError: `model` is a path to nothing.
 
@@ -181,11 +199,10 @@ def explain(
         ports to Keras 3), https://github.com/lucasdavid/keras-explainable.
     """
     if isinstance(method, str):
-        from keras_interp.methods import get
-
-        method = get(method)
+        method = _method_from_spec(method)
     check_callable(method, "method")
-    model = resolve_model(model)
+    model = prepare(resolve_model(model), method)
+    check_one_output(model)
     batch_size = check_positive_int(batch_size, "batch_size")
     check_one_of(verbose, ("auto", 0, 1, 2), "verbose")
     method_kwargs = _check_options(method, method_kwargs)
@@ -238,7 +255,7 @@ def explain(
         if y_batch is not None:
             check_units(_local(strategy, y_batch), function.unit_widths, "y")
         all_logits.append(logits.numpy()[:size])
-        all_maps.append(maps.numpy()[:size])
+        all_maps.append(tf.nest.map_structure(lambda m: m.numpy()[:size], maps))
         if verbose:
             progbar.update(done, finalize=done == num_batches)
     if not all_logits:
@@ -247,7 +264,10 @@ def explain(
         )
     if verbose and num_batches is None:
         progbar.update(len(all_logits), finalize=True)
-    return _concatenate(all_logits, "logits"), _concatenate(all_maps, "maps")
+    maps = tf.nest.map_structure(
+        lambda *parts: _concatenate(list(parts), "maps"), *all_maps
+    )
+    return _concatenate(all_logits, "logits"), maps
 
 
 def _local(strategy: Any, values: Any) -> np.ndarray:
@@ -264,6 +284,17 @@ def _check_options(method: Callable, options: dict[str, Any]) -> dict[str, Any]:
     from keras_interp.methods import check_options
 
     return dict(check_options(method, dict(options)))
+
+
+def _method_from_spec(spec: str) -> Callable:
+    """The registry's method for `spec`; errors name `explain`'s `method`."""
+    from keras_interp.methods import get
+
+    try:
+        return get(spec)
+    except ValueError as error:
+        message = str(error).rsplit(" Received: ", 1)[0]
+        raise ValueError(f"{message} {received('method', spec)}") from None
 
 
 def partial_explain(method: Callable, **defaults: Any) -> Callable:

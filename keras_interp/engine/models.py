@@ -311,8 +311,8 @@ def _check_one(arg: str, got: tuple, declared: tuple, spatial_axis: tuple) -> bo
         raise ValueError(
             f"`{arg}` must have rank {len(declared) + 1} (batch, "
             f"{', '.join(str(d) for d in declared)}) for this model, got rank "
-            f"{len(got) + 1}. Received: {arg} of shape (batch, "
-            f"{', '.join(map(str, got))})"
+            f"{len(got) + 1}. Received: {arg}=<shape (batch, "
+            f"{', '.join(map(str, got))})>"
         )
     spatial = set()
     if len(got) == 3:
@@ -323,7 +323,8 @@ def _check_one(arg: str, got: tuple, declared: tuple, spatial_axis: tuple) -> bo
         what = "channels" if len(got) == 3 else f"size {want} on axis {axis + 1}"
         raise ValueError(
             f"`{arg}` must have {want} {what} (axis {axis + 1}) for this model, "
-            f"got {have}. Received: {arg} of shape (batch, {', '.join(map(str, got))})"
+            f"got {have}. "
+            f"Received: {arg}=<shape (batch, {', '.join(map(str, got))})>"
         )
     return any(
         want is not None and have != want
@@ -360,3 +361,45 @@ def _probe(model: Any, x: Any, pairs: list) -> None:
             f"inputs of shape (batch, {', '.join(map(str, declared))}); resize the "
             f"images. Received: {arg} of shape {tuple(np.shape(value))}"
         )
+
+
+_EXPOSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def prepare(model: Any, method: Any) -> Any:
+    """The model `method` should be given: exposed if it needs to be.
+
+    `explain()` calls it, so a plain model can be given to every method: an
+    already exposed model, or one for a method that needs no exposing, is
+    returned as is; otherwise the method record's `exposer` (`expose`, or for
+    `full_gradients` the model exposing every layer with a bias) is applied
+    once per model and exposer, cached by weak reference. Public as
+    `keras_interp.shortcuts.prepare`.
+
+    Args:
+        model: a Keras model (or any callable).
+        method: a method name, spec or function (wrapped or not).
+
+    Returns:
+        `model`, or the exposed model the method takes.
+
+    Example:
+        >>> model = keras_interp.testing.models.gap_dense()
+        >>> prepare(model, "gradients") is model
+        True
+        >>> prepare(model, "smooth(gradcam)") is prepare(model, "gradcam")
+        True
+    """
+    from keras_interp import methods
+    from keras_interp.inspection.expose import is_exposed
+
+    if is_exposed(model) or not methods.needs_exposed(method):
+        return model
+    exposer = methods.record(method).exposer
+    try:
+        cache = _EXPOSED.setdefault(model, {})
+    except TypeError:  # not weakly referenceable: expose without caching
+        cache = {}
+    if exposer not in cache:
+        cache[exposer] = exposer(weakref.proxy(model))
+    return cache[exposer]

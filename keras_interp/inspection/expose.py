@@ -97,16 +97,32 @@ def select_output_layer(model: Any, output: int | str) -> Any:
 
 
 def _default_logits_layer(model: Any) -> Any:
-    """The logits layer of a single-output model; a multi-output model must say
-    which output is explained."""
-    if len(output_layers(model)) > 1:
-        raise ValueError(
-            f"Model {getattr(model, 'name', model)!r} has "
-            f"{len(output_layers(model))} outputs ({_output_list(model)}): choose "
-            "the one to explain with `outputs=Target(output=index or name)`, e.g. "
-            "expose(model, outputs=Target(output=0)). Received: outputs=None"
-        )
+    """The logits layer of a single-output model (`get_logits_layer` refuses a
+    model with several outputs, naming them and `Target(output=...)`)."""
     return get_logits_layer(model)
+
+
+def check_one_output(model: Any, arg: str = "model") -> None:
+    """Refuse a plain graph model with several outputs, before any tracing.
+
+    Which output a method explains is never guessed: the message lists the
+    outputs and says how to choose one (`select_output`, `Target(output=...)`).
+    Exposed models, single-output models and other callables pass.
+
+    Raises:
+        ValueError: `model` is a functional model with several outputs.
+    """
+    if is_exposed(model) or not has_graph(model):
+        return
+    count = len(output_layers(model))
+    if count > 1:
+        name = getattr(model, "name", model)
+        raise ValueError(
+            f"Model {name!r} has {count} outputs ({_output_list(model)}): choose "
+            "the one to explain with `keras_interp.inspection.select_output(model, "
+            "output)` (an index or name), or for a CAM `expose(model, outputs="
+            f"Target(output=...))`. {received(arg, name)}"
+        )
 
 
 def select_output(model: Any, output: int | str) -> Any:

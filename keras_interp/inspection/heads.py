@@ -8,7 +8,12 @@ from typing import Any
 import tensorflow as tf
 
 from keras_interp._validation import received
-from keras_interp.inspection.graph import find_layer, iter_layers, output_shape
+from keras_interp.inspection.graph import (
+    find_layer,
+    iter_layers,
+    output_layers,
+    output_shape,
+)
 
 
 def _is_global_pooling(layer: Any) -> bool:
@@ -29,7 +34,9 @@ def get_logits_layer(model: Any, name: Any = None) -> Any:
 
     The logits layer is the last layer (at any nesting depth) with a `kernel`,
     provided its output has no spatial extent: a Dense layer, or a 1x1
-    convolution on a pooled `(1, 1)` map as in Keras' MobileNet.
+    convolution on a pooled `(1, 1)` map as in Keras' MobileNet. A model with
+    several outputs has no single logits layer: it is refused rather than
+    guessed (choose one with `Target(output=...)`).
 
     Args:
         model: a Keras model.
@@ -39,8 +46,9 @@ def get_logits_layer(model: Any, name: Any = None) -> Any:
         The layer.
 
     Raises:
-        ValueError: the model has no layer with a kernel, or the last such
-            layer outputs a spatial map (a headless backbone).
+        ValueError: the model has no layer with a kernel, the last such layer
+            outputs a spatial map (a headless backbone), or the model has
+            several outputs.
 
     Example:
         >>> get_logits_layer(keras.applications.MobileNetV2(weights=None)).name
@@ -48,6 +56,18 @@ def get_logits_layer(model: Any, name: Any = None) -> Any:
     """
     if name is not None:
         return find_layer(model, name)
+    outputs = output_layers(model)
+    if len(outputs) > 1:
+        listed = ", ".join(
+            f"{i}: {' / '.join(map(repr, names))}" for i, (names, _) in enumerate(outputs)
+        )
+        raise ValueError(
+            f"Model {model.name!r} has {len(outputs)} outputs ({listed}): choose "
+            "the one to explain with `outputs=Target(output=index or name)`, e.g. "
+            "expose(model, outputs=Target(output=0)), or `select_output(model, "
+            "output)` for the methods that take a plain model. "
+            f"{received('model', model.name)}"
+        )
     candidates = [layer for _, layer in iter_layers(model) if hasattr(layer, "kernel")]
     if not candidates:
         raise ValueError(

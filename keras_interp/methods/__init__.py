@@ -25,6 +25,7 @@ from keras_interp.methods.gradient import (
 from keras_interp.methods.guided import guided_gradients, layer_gradients
 from keras_interp.methods.meta import smooth, squaregrad, tta, vargrad, wrapper_of
 from keras_interp.methods.perturbation import occlusion, rise
+from keras_interp.methods.reciprocam import reciprocam
 from keras_interp.methods.record import (
     METHODS,
     RECORDS,
@@ -78,6 +79,7 @@ __all__ = [
     "gradcampp",
     "layercam",
     "scorecam",
+    "reciprocam",
     "gradients",
     "input_x_gradient",
     "integrated_gradients",

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_interp._validation import received
-from keras_interp.inspection.expose import is_exposed
+from keras_interp.inspection.expose import check_one_output, is_exposed
 from keras_interp.inspection.graph import has_graph, run_graph
 from keras_interp.inspection.units import gather_units
 
@@ -48,14 +48,8 @@ def check_single_output(model: Any, outputs: Sequence[Any]) -> None:
     Raises:
         ValueError: `model` is a graph model that returned several outputs.
     """
-    if len(outputs) > 1 and has_graph(model) and not is_exposed(model):
-        raise ValueError(
-            f"Model {getattr(model, 'name', model)!r} has {len(outputs)} outputs: "
-            "choose the one to explain with `keras_interp.inspection."
-            "select_output(model, output)` (an index or name), or for a CAM "
-            "`expose(model, outputs=Target(output=...))`. "
-            f"{received('model', getattr(model, 'name', model))}"
-        )
+    if len(outputs) > 1:
+        check_one_output(model)
 
 
 def scores(model: Any, inputs: tf.Tensor, indices: Any) -> tuple[tf.Tensor, list]:
@@ -81,6 +75,29 @@ def scores(model: Any, inputs: tf.Tensor, indices: Any) -> tuple[tf.Tensor, list
 Size = Any  # A Python int when the shape is static, else a scalar int32 tensor.
 
 
+def is_nest(inputs: Any) -> bool:
+    """Whether `inputs` holds several model inputs (a tuple, list or dict)."""
+    return isinstance(inputs, (tuple, list, dict))
+
+
+def float_inputs(inputs: Any) -> Any:
+    """`inputs` (a tensor, or a nest for a model with several inputs) as
+    float32 tensors of the same structure."""
+
+    def cast(value: Any) -> tf.Tensor:
+        value = tf.convert_to_tensor(value)
+        return value if value.dtype == tf.float32 else tf.cast(value, tf.float32)
+
+    return tf.nest.map_structure(cast, inputs)
+
+
+def units_last(values: tf.Tensor) -> tf.Tensor:
+    """`(B, L, *shape)` per-unit values as `(B, *shape, L)`: the map of an input
+    that is not an image (a vector `(B, D)` gives maps `(B, D, L)`)."""
+    rank = values.shape.rank
+    return tf.transpose(values, [0, *range(2, rank), 1])
+
+
 def channels_last(
     tensor: Any, spatial_axis: Sequence[int], arg: str = "inputs"
 ) -> tuple[tf.Tensor, Callable[[tf.Tensor], tf.Tensor]]:
@@ -89,6 +106,12 @@ def channels_last(
     `spatial_axis` names the height and width axes (`(-3, -2)` channels-last,
     `(-2, -1)` channels-first); the other non-batch axis holds the channels.
     """
+    if is_nest(tensor):
+        raise ValueError(
+            f"`{arg}` must be one image tensor: this method explains a single "
+            "image input and does not take several inputs (a tuple, list or "
+            f"dict). {received(arg, type(tensor).__name__)}"
+        )
     tensor = tf.cast(tf.convert_to_tensor(tensor), tf.float32)
     if tensor.shape.rank != 4:
         raise ValueError(

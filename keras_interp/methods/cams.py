@@ -19,16 +19,12 @@ from keras_interp._validation import received
 from keras_interp.inspection.graph import find_layer
 from keras_interp.inspection.heads import get_logits_layer
 from keras_interp.inspection.units import gather_units
-from keras_interp.methods._base import scores
+from keras_interp.methods._base import float_inputs, scores
 from keras_interp.methods.record import OptionSpec, method_record
 
 SPATIAL_AXIS = (-3, -2)
 
 
-def float_inputs(inputs: Any) -> tf.Tensor:
-    """`inputs` as a float32 tensor."""
-    inputs = tf.convert_to_tensor(inputs)
-    return inputs if inputs.dtype == tf.float32 else tf.cast(inputs, tf.float32)
 
 
 def exposed_outputs(model: Any, inputs: tf.Tensor, method: str) -> tuple:
@@ -382,3 +378,13 @@ def layercam(
         model, inputs, indices, spatial_axis, "layercam"
     )
     return selected, tf.einsum("bl...c,b...c->b...l", tf.nn.relu(grads), activations)
+
+
+def __getattr__(name: str) -> Any:
+    # keras-explainable's path `methods.cams.scorecam` (the function lives in
+    # methods/scorecam.py, which imports this module).
+    if name == "scorecam":
+        from keras_interp.methods.scorecam import scorecam
+
+        return scorecam
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

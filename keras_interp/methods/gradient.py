@@ -391,7 +391,9 @@ def full_gradients(
         if grad.shape.rank != 5:
             continue  # no spatial map (a Dense output)
         grad = channels_last_grads(grad, spatial_axis)
-        term = channel_maps(psi(tf.cast(bias, tf.float32) * grad, SPATIAL_AXIS))
+        term = channel_maps(
+            psi(tf.cast(bias, tf.float32) * tf.cast(grad, tf.float32), SPATIAL_AXIS)
+        )
         size = tuple(term.shape[1:3])
         key = size if None not in size else index
         by_size[key] = by_size[key] + term if key in by_size else term

@@ -107,6 +107,7 @@ def _gather_rows(indices: Any, rows: tf.Tensor) -> tf.Tensor | None:
         "stride": OptionSpec.pair(),
         "occluder": OptionSpec(check=lambda v, _: _check_occluder(v, None)),
         "batch_size": OptionSpec.integer(low=1),
+        "incremental": OptionSpec.boolean(),
     },
 )
 def occlusion(
@@ -119,6 +120,7 @@ def occlusion(
     occluder: float | Sequence[float] = 0.0,
     batch_size: int = 64,
     spatial_axis: tuple[int, int] = (-3, -2),
+    incremental: bool = False,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Occlusion sensitivity: the score lost when a window of the image is hidden.
 
@@ -158,6 +160,11 @@ def occlusion(
         occluder: the value of occluded pixels, a number or one per channel.
         batch_size: occluded images per model call.
         spatial_axis: the height and width axes of `inputs`.
+        incremental: recompute, for each occluded copy, only the part of each
+            layer the window can reach and take the rest from the clean pass
+            (`keras_interp.methods.incremental.incremental_occlusion`: the same
+            maps up to float32 round-off, 2-3x faster on MobileNetV2 and
+            ResNet50 at small windows; layers it does not support run in full).
 
     Returns:
         `(logits, maps)` of shapes `(B, L)` (the clean scores) and
@@ -185,7 +192,22 @@ def occlusion(
         ECCV 2014. arXiv:1311.2901.
         Chen et al., DNNBrain: a unifying toolbox for mapping deep neural
         networks and brains, Frontiers in Computational Neuroscience 2020.
+        Nakandala et al., Incremental and Approximate Inference for Faster
+        Occlusion-based Deep CNN Explanations, SIGMOD 2019 (`incremental`).
     """
+    if incremental:
+        from keras_interp.methods.incremental import incremental_occlusion
+
+        return incremental_occlusion(
+            model,
+            inputs,
+            indices,
+            window=window,
+            stride=stride,
+            occluder=occluder,
+            batch_size=batch_size,
+            spatial_axis=spatial_axis,
+        )
     batch_size = check_positive_int(batch_size, "batch_size")
     x, to_model = channels_last(inputs, spatial_axis)
     height, width = size(x, 1), size(x, 2)
