@@ -281,7 +281,11 @@ def labelled_grid(
         for j, column in enumerate(columns, start=1):
             (low, high), is_signed = scales[column.family]
             tile, empty = explanation_tile(
-                image, maps[column.name][i], signed=is_signed, vmin=low, vmax=high,
+                image,
+                maps[column.name][i],
+                signed=is_signed,
+                vmin=low,
+                vmax=high,
                 mask=mask,
             )
             x = left + j * cell_w
@@ -371,7 +375,8 @@ class Report:
         columns = list(dict.fromkeys(k for row in rows for k in row))
         head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
         body = "".join(
-            "<tr>" + "".join(f"<td>{_cell(row.get(c, ''))}</td>" for c in columns)
+            "<tr>"
+            + "".join(f"<td>{_cell(row.get(c, ''))}</td>" for c in columns)
             + "</tr>"
             for row in rows
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import re
 import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -24,6 +25,8 @@ def _shown(value: Any) -> str:
     if shape is not None and dtype is not None:
         return f"<{type(value).__name__} shape={tuple(shape)} dtype={dtype}>"
     text = repr(value)
+    # Default reprs carry a memory address that changes from run to run.
+    text = re.sub(r" at 0x[0-9a-fA-F]+>", ">", text)
     return text if len(text) <= 120 else text[:117] + "..."
 
 

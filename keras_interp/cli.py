@@ -2,6 +2,7 @@
 
 keras-interp --version
 keras-interp layers MODEL_PATH    the layer graph (full layer paths), CAM targets
+keras-interp explain MODEL_PATH IMAGE... --method gradcam --out report.html
 keras-interp explain-files "PATTERN" --model MODEL --output OUT   (Apache Beam)
 keras-interp export MODEL_PATH OUT_DIR --method gradcam ...   (SavedModel, TF Serving)
 """
@@ -65,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from keras_interp.serving.command import add_export_parser
 
     add_export_parser(commands)
+    from keras_interp import _explain_command
+
+    _explain_command.add_parser(commands)
     args, extra = parser.parse_known_args(argv)
     if args.command == explain_files_command.COMMAND:  # extra: Beam options
         return explain_files_command.run(args, extra)
@@ -82,6 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return run_export(model, args)
         except (TypeError, ValueError) as error:
+            print(f"keras-interp: {error}", file=sys.stderr)
+            return 2
+    if args.command == _explain_command.COMMAND:
+        try:
+            return _explain_command.run(model, args)
+        except (OSError, TypeError, ValueError) as error:
             print(f"keras-interp: {error}", file=sys.stderr)
             return 2
     from keras_interp.inspection.summary import format_layer_table

@@ -85,3 +85,36 @@ def test_start_up_is_quiet(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert "conv" in result.stdout
+
+
+def test_explain_command_writes_a_labelled_report(tmp_path, capsys):
+    from PIL import Image
+
+    path = tmp_path / "model.keras"
+    models.gap_dense().save(path)
+    images = []
+    for i in range(2):
+        image = tmp_path / f"image{i}.png"
+        Image.fromarray(np.full((12, 10, 3), 40 * (i + 1), np.uint8)).save(image)
+        images.append(str(image))
+    out = tmp_path / "report.html"
+    code = main(
+        [
+            "explain",
+            str(path),
+            *images,
+            "--method",
+            "gradcam",
+            "--method",
+            "smooth(gradients, seed=0)",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    page = out.read_text()
+    assert "<h2>Explanations</h2>" in page
+    assert page.count("data:image/png;base64,") == 1
+    assert "gradcam" in page and "smooth(gradients, seed=0)" in page
+    assert main(["explain", str(path), images[0], "--preprocessing", "x"]) == 2
+    assert "--preprocessing" in capsys.readouterr().err

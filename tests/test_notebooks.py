@@ -1,12 +1,19 @@
 """Run every notebook in `notebooks/` in-process: the code cells are executed
 in order in one namespace (no Jupyter needed), with matplotlib's
-non-interactive backend and the working directory in a temporary folder."""
+non-interactive backend and the working directory in a temporary folder.
+
+The notebooks are also committed with their outputs (written by
+`scripts/execute_notebooks.py`): every code cell that prints, plots or ends
+in an expression must carry an output, none an error, and each file stays
+small enough to review."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import pathlib
+import re
 import warnings
 
 import pytest
@@ -32,8 +39,66 @@ def code_cells(path: pathlib.Path) -> list[str]:
     return cells
 
 
+#: The largest committed notebook, in bytes (outputs included).
+MAX_BYTES = 1_500_000
+_SHOWS = re.compile(r"\b(print|show|display)\(")
+
+
+def shows_something(source: str) -> bool:
+    """Whether a code cell prints, plots or ends in a displayed expression."""
+    if _SHOWS.search(source):
+        return True
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return False
+    last = body[-1] if body else None
+    return (
+        isinstance(last, ast.Expr)
+        and not isinstance(last.value, ast.Call)
+        and not source.rstrip().endswith(";")
+    )
+
+
 def test_notebooks_are_found():
-    assert any(p.name == "feature_visualisation.ipynb" for p in NOTEBOOKS)
+    names = {p.name for p in NOTEBOOKS}
+    assert {
+        "attribution.ipynb",
+        "concepts_tcav.ipynb",
+        "feature_visualisation.ipynb",
+        "receptive_fields.ipynb",
+    } <= names
+
+
+def test_shows_something():
+    assert shows_something("x = 1\nprint(x)")
+    assert shows_something("plt.imshow(a)\nplt.show()")
+    assert shows_something("frame[['a', 'b']]")
+    assert not shows_something("x = 1")
+    assert not shows_something("model.fit(x, y)")
+    assert not shows_something("frame[['a']];")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_committed_with_outputs(path):
+    """Run `python scripts/execute_notebooks.py` to write the outputs."""
+    assert path.stat().st_size <= MAX_BYTES, f"{path.name} is over {MAX_BYTES} B"
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    missing = []
+    for index, cell in enumerate(
+        c for c in notebook["cells"] if c["cell_type"] == "code"
+    ):
+        outputs = cell.get("outputs", [])
+        errors = [o for o in outputs if o.get("output_type") == "error"]
+        assert not errors, f"{path.name}: code cell {index} was saved with an error"
+        source = cell["source"]
+        source = "".join(source) if isinstance(source, list) else source
+        if shows_something(source) and not outputs:
+            missing.append(index)
+    assert not missing, (
+        f"{path.name}: code cells {missing} print or plot but have no saved "
+        "output; run `python scripts/execute_notebooks.py` and commit the result"
+    )
 
 
 @pytest.mark.slow

@@ -37,9 +37,18 @@ def test_public_names_are_typed_for_mypy(tmp_path):
         "ki.gradcamm\n"
     )
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--follow-imports=silent",
-         "--ignore-missing-imports", "--no-error-summary", str(snippet)],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--follow-imports=silent",
+            "--ignore-missing-imports",
+            "--no-error-summary",
+            str(snippet),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     lines = result.stdout.splitlines()
     errors = [line for line in lines if ": error:" in line]

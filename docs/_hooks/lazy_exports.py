@@ -1,6 +1,6 @@
-"""Griffe extension: expose the names of lazily loaded packages.
+"""Griffe extensions for the API reference: lazy packages, example sections.
 
-`keras_interp.serving` and `keras_interp.beam` load their public names on first
+`LazyExports`: `keras_interp.serving` and `keras_interp.beam` load their public names on first
 use from a literal `_NAMES = {"name": "module.path", ...}` table, with
 `__all__ = sorted(_NAMES)`, so that importing them imports neither TensorFlow
 nor Apache Beam. Griffe reads code statically and cannot evaluate that
@@ -8,11 +8,14 @@ nor Apache Beam. Griffe reads code statically and cannot evaluate that
 package as an alias of the object it names, so the API reference renders
 every public name under `keras_interp.<package>.<name>`, without importing
 the package (Apache Beam need not be installed to build the docs).
+
+`ExampleSections`: the docstrings' `Example:` sections render as code.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from typing import Any
 
 import griffe
@@ -41,3 +44,22 @@ def _modules(module: griffe.Module):
     for member in list(module.members.values()):
         if not member.is_alias and member.is_module:
             yield from _modules(member)
+
+
+_EXAMPLE = re.compile(r"^(\s*)Example:[ \t]*$", re.MULTILINE)
+
+
+class ExampleSections(griffe.Extension):
+    """Read `Example:` sections as Google-style `Examples:` sections.
+
+    The project's docstrings title their runnable examples `Example:` (the
+    Google style guide's spelling); griffe's Google parser knows only
+    `Examples:` and would render `Example:` as an admonition, turning each
+    `>>>` line into a Markdown block quote (and `x["a"]["b"]` into a broken
+    reference link). The docstrings are not changed, only how they are read.
+    """
+
+    def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:
+        docstring = obj.docstring
+        if docstring is not None and "Example:" in docstring.value:
+            docstring.value = _EXAMPLE.sub(r"\1Examples:", docstring.value)

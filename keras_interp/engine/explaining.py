@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_interp._validation import (
+    AUTO_PROGRESS_MIN_STEPS,
     check_callable,
     check_one_of,
     check_positive_int,
@@ -34,7 +35,7 @@ from keras_interp.inspection.expose import check_one_output
 
 #: With `verbose="auto"`, a progress bar is shown from this many batches on
 #: (and whenever a data set's length is unknown).
-AUTO_PROGRESS_MIN_BATCHES = 5
+AUTO_PROGRESS_MIN_BATCHES = AUTO_PROGRESS_MIN_STEPS
 
 __all__ = [
     "AUTO_PROGRESS_MIN_BATCHES",
@@ -255,7 +256,7 @@ def explain(
         if y_batch is not None:
             check_units(_local(strategy, y_batch), function.unit_widths, "y")
         all_logits.append(logits.numpy()[:size])
-        all_maps.append(tf.nest.map_structure(lambda m: m.numpy()[:size], maps))
+        all_maps.append(tf.nest.map_structure(lambda m, n=size: m.numpy()[:n], maps))
         if verbose:
             progbar.update(done, finalize=done == num_batches)
     if not all_logits:

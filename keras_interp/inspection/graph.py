@@ -264,8 +264,19 @@ def run_graph(
     taps, pre_activation = taps or {}, pre_activation or set()
     tapped: dict[tuple[int, str], Any] = {}
     context = (taps, pre_activation, tapped, override)
-    outputs = _run(model, _flatten(inputs), context, training=training)
+    outputs = _run(model, _flat_inputs(model, inputs), context, training=training)
     return outputs, tapped
+
+
+def _flat_inputs(model: Any, inputs: Any) -> list[Any]:
+    """`inputs` in the order of the model's inputs: a dict keyed by the input
+    names is read by name (whatever structure the model was built with)."""
+    graph = _graph(model)
+    if isinstance(inputs, dict) and graph is not None:
+        names = [str(getattr(t, "name", "")).split(":")[0] for t in graph.inputs]
+        if len(names) == len(inputs) and set(names) == set(inputs):
+            return [t for name in names for t in _flatten(inputs[name])]
+    return _flatten(inputs)
 
 
 def _run(model, flat_inputs, context, training=None):

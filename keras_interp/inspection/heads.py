@@ -59,7 +59,8 @@ def get_logits_layer(model: Any, name: Any = None) -> Any:
     outputs = output_layers(model)
     if len(outputs) > 1:
         listed = ", ".join(
-            f"{i}: {' / '.join(map(repr, names))}" for i, (names, _) in enumerate(outputs)
+            f"{i}: {' / '.join(map(repr, names))}"
+            for i, (names, _) in enumerate(outputs)
         )
         raise ValueError(
             f"Model {model.name!r} has {len(outputs)} outputs ({listed}): choose "

@@ -154,3 +154,18 @@ def path_gradient_sums(
     count = batch * steps
     size = count if batch_size is None else batch_size
     return [total[:-1] for total in chunked(count, size, update, totals)]
+
+
+def filtered_maps(
+    run: Callable[[Any], tf.Tensor],
+    inputs: Any,
+    gradient_filter: Callable,
+    spatial_axis: Sequence[int],
+) -> tuple[tf.Tensor, Any]:
+    """`(scores, maps)`: `input_maps` for a nest, the filtered gradient of
+    `run(inputs) -> scores (B, L)` w.r.t. each input (channels averaged for
+    images)."""
+    inputs = checked(inputs, spatial_axis)
+    logits, grads = differentiate(lambda x: (run(x), tf.nest.flatten(x)), inputs)
+    values = [gradient_filter(grad) for grad in grads]
+    return logits, per_input_maps(inputs, values, spatial_axis)

@@ -21,7 +21,8 @@ from keras_interp.inspection.expose import expose, exposed_layers
 from keras_interp.inspection.graph import call_pre_activation
 from keras_interp.inspection.heads import biases as layer_biases
 from keras_interp.inspection.heads import get_logits_layer, layers_with_biases
-from keras_interp.methods._base import chunked, forward, scores
+from keras_interp.methods import _nests
+from keras_interp.methods._base import chunked, forward, is_nest, scores
 from keras_interp.methods._differentiate import (
     SPATIAL_AXIS,
     channel_maps,
@@ -95,7 +96,8 @@ def gradients(
         workshop 2014. arXiv:1312.6034.
     """
     gradient_filter = check_filter(gradient_filter)
-    return input_maps(
+    maps = _nests.filtered_maps if is_nest(inputs) else input_maps
+    return maps(
         lambda x: scores(model, x, indices)[0], inputs, gradient_filter, spatial_axis
     )
 
@@ -138,6 +140,13 @@ def input_x_gradient(
         Learning Important Features Through Propagating Activation
         Differences, 2016. arXiv:1605.01713.
     """
+    if is_nest(inputs):
+        inputs = _nests.checked(inputs, spatial_axis)
+        logits, grads = _nests.input_gradients(model, inputs, indices)
+        products = [g * x[:, None] for g, x in zip(grads, tf.nest.flatten(inputs))]
+        return logits, _nests.per_input_maps(
+            inputs, products, spatial_axis, tf.reduce_sum
+        )
     inputs = images(inputs, spatial_axis)
     logits, (grads,) = differentiate(
         lambda x: (scores(model, x, indices)[0], [x]), inputs
@@ -214,6 +223,10 @@ def integrated_gradients(
     steps = check_positive_int(steps, "steps")
     if batch_size is not None:
         batch_size = check_positive_int(batch_size, "batch_size")
+    if is_nest(inputs):
+        return _integrated_nest(
+            model, inputs, indices, baseline, steps, batch_size, spatial_axis
+        )
     inputs = images(inputs, spatial_axis)
     baseline = _baseline(baseline, inputs)
     logits = tf.cast(scores(model, inputs, indices)[0], tf.float32)
@@ -223,6 +236,22 @@ def integrated_gradients(
     )
     products = channels_last_grads(total / steps * delta[:, None], spatial_axis)
     return logits, channel_maps(products, tf.reduce_sum)
+
+
+def _integrated_nest(model, inputs, indices, baseline, steps, batch_size, axes):
+    """Integrated gradients of a model with several inputs: one map each."""
+    inputs = _nests.checked(inputs, axes)
+    baseline = _nests.baselines(baseline, inputs)
+    logits = tf.cast(scores(model, inputs, indices)[0], tf.float32)
+    delta = tf.nest.map_structure(lambda x, b: x - b, inputs, baseline)
+    totals = _nests.path_gradient_sums(
+        model, baseline, delta, indices, steps, batch_size, tf.shape(logits)[1]
+    )
+    products = [
+        total / steps * d[:, None]
+        for total, d in zip(totals, tf.nest.flatten(delta))
+    ]
+    return logits, _nests.per_input_maps(inputs, products, axes, tf.reduce_sum)
 
 
 def _baseline(baseline: Any, inputs: tf.Tensor) -> tf.Tensor:

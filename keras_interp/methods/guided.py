@@ -16,7 +16,14 @@ import tensorflow as tf
 from keras_interp import filters
 from keras_interp._validation import received
 from keras_interp.inspection.graph import call_pre_activation, has_graph, iter_layers
-from keras_interp.methods._base import channels_last, forward
+from keras_interp.methods import _nests
+from keras_interp.methods._base import (
+    channels_last,
+    check_single_output,
+    float_inputs,
+    forward,
+    is_nest,
+)
 from keras_interp.methods._differentiate import (
     SPATIAL_AXIS,
     channel_maps,
@@ -94,8 +101,15 @@ def guided_gradients(
     """
     gradient_filter = check_filter(gradient_filter)
     _check_guidable(model, "guided_gradients")
-    return input_maps(
-        lambda x: select(run_overridden(model, x, guided_override)[0], indices),
+    maps = _nests.filtered_maps if is_nest(inputs) else input_maps
+
+    def run(x: Any) -> tf.Tensor:
+        outputs = run_overridden(model, x, guided_override)
+        check_single_output(model, outputs)
+        return select(outputs[0], indices)
+
+    return maps(
+        run,
         inputs,
         gradient_filter,
         spatial_axis,
@@ -175,7 +189,7 @@ def layer_gradients(
     gradient_filter = check_filter(gradient_filter)
     if guided:
         _check_guidable(model, "layer_gradients(guided=True)")
-    inputs = tf.cast(tf.convert_to_tensor(inputs), tf.float32)
+    inputs = float_inputs(inputs)
     name = received("model", getattr(model, "name", model))
 
     def run(x):

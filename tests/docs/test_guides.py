@@ -1,4 +1,5 @@
-"""Every marked example of the guides runs, as written.
+"""Every marked example of the guides (and of the migration guides not run by
+`test_migration.py`) runs, as written.
 
 The guide pages mark their examples with `<!-- test -->` (the convention of
 `test_migration.py`, whose extractor this reuses): each page's blocks run in
@@ -23,6 +24,12 @@ PAGES = (
     "docs/methods.md",
     "docs/engine.md",
     "docs/inspection.md",
+    "docs/migration/dnnbrain.md",
+    "docs/migration/glimpse.md",
+    "docs/migration/leap.md",
+    "docs/migration/tf-explain.md",
+    "docs/migration/tf-keras-vis.md",
+    "docs/migration/xplique.md",
 )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 import tf_keras
 
 from keras_interp.engine import explain
@@ -54,7 +55,7 @@ def test_cam_explains_the_chosen_head(heads, x, head, by):
     index, units = HEADS[head]
     chosen = expose(two, outputs=Target(output=index if by == "index" else head))
     y = _y(units)
-    for name in ("gradcam", "cam"):
+    for name in ("gradcam",):  # every method: tests/methods/test_contract_axes.py
         got = explain(name, chosen, x, y, verbose=0)
         want = explain(name, prepare(singles[head], name), x, y, verbose=0)
         np.testing.assert_allclose(got[0], want[0], atol=1e-5)
@@ -71,10 +72,9 @@ def test_gradients_explain_the_chosen_head(heads, x, head, by):
     y = _y(units)
     # The head's pre-activation scores, as `expose` gives for one head.
     logits_only = expose(singles[head], arguments=[])
-    for name in ("gradients", "integrated_gradients", "occlusion"):
-        options = {"window": (4, 4), "stride": (4, 4)} if name == "occlusion" else {}
-        got = explain(name, chosen, x, y, verbose=0, **options)
-        want = explain(name, logits_only, x, y, verbose=0, **options)
+    for name in ("gradients",):  # every method: tests/methods/test_contract_axes.py
+        got = explain(name, chosen, x, y, verbose=0)
+        want = explain(name, logits_only, x, y, verbose=0)
         np.testing.assert_allclose(got[0], want[0], atol=1e-5)
         np.testing.assert_allclose(got[1], want[1], atol=1e-5)
         assert np.abs(want[1]).max() > 1e-6
@@ -114,13 +114,6 @@ def test_tf_keras_two_heads(x):
     np.testing.assert_allclose(got[1], want[1], atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["gradients", "gradcam", "occlusion", "rise"])
-def test_no_head_chosen_is_an_error_for_every_method(heads, x, name):
-    two, _ = heads
-    with pytest.raises(ValueError, match=r"2 outputs \(0: 'a', 1: 'b'\).*Target"):
-        explain(name, prepare(two, name), x, verbose=0)
-
-
 def test_output_errors(heads):
     two, _ = heads
     with pytest.raises(ValueError, match=r"no output 'c'.*0: 'a'.*output='c'"):
@@ -131,5 +124,142 @@ def test_output_errors(heads):
         Target("gap", output=0)
     with pytest.raises(TypeError, match="Received: output=1.5"):
         Target(output=1.5)
-    with pytest.raises(ValueError, match=r"2 outputs.*Target\(output=.*Received: model="):
+    with pytest.raises(ValueError, match=r"2 outputs.*Target\(output=.*model="):
         expose(two)
+    for name in ("gradients", "gradcam", "rise"):  # no silent choice
+        with pytest.raises(ValueError, match=r"2 outputs \(0: 'a', 1: 'b'\)"):
+            explain(name, two, np.zeros((1, 8, 8, 3), "float32"), verbose=0)
+
+
+# Several inputs: `logits = flatten(image) @ A + vector @ B + flatten(small) @ C`,
+# linear, so the gradient w.r.t. each input is its kernel.
+
+
+@pytest.fixture(scope="module")
+def three_inputs():
+    rng = np.random.default_rng(0)
+    image = keras.Input((6, 6, 2), name="image")
+    vector = keras.Input((4,), name="vector")
+    small = keras.Input((3, 3, 1), name="small")
+    dense = {n: keras.layers.Dense(3, use_bias=False, name=n) for n in "abc"}
+    flat = keras.layers.Flatten()
+    logits = keras.layers.Add(name="sum")(
+        [dense["a"](flat(image)), dense["b"](vector), dense["c"](flat(small))]
+    )
+    model = keras.Model([image, vector, small], logits, name="three")
+    kernels = {
+        "a": rng.normal(size=(72, 3)),
+        "b": rng.normal(size=(4, 3)),
+        "c": rng.normal(size=(9, 3)),
+    }
+    for n, kernel in kernels.items():
+        dense[n].set_weights([kernel.astype("float32")])
+    x = (
+        rng.normal(size=(5, 6, 6, 2)).astype("float32"),
+        rng.normal(size=(5, 4)).astype("float32"),
+        rng.normal(size=(5, 3, 3, 1)).astype("float32"),
+    )
+    return model, kernels, x
+
+
+def _expected(kernels, x, y, times_input):
+    """The analytic maps of unit `y[b]`: channel mean of the kernel (gradients)
+    or channel sum of input x kernel (input x gradient, IG from zero)."""
+    a = kernels["a"].reshape(6, 6, 2, 3)[..., y].transpose(3, 0, 1, 2)
+    b = kernels["b"][:, y].T
+    c = kernels["c"].reshape(3, 3, 1, 3)[..., y].transpose(3, 0, 1, 2)
+    if times_input:
+        return (
+            (a * x[0]).sum(-1)[..., None],
+            (b * x[1])[..., None],
+            (c * x[2]).sum(-1)[..., None],
+        )
+    return a.mean(-1)[..., None], b[..., None], c.mean(-1)[..., None]
+
+
+@pytest.mark.parametrize(
+    "name, options, times_input",
+    [
+        ("gradients", {"gradient_filter": None}, False),
+        ("guided_gradients", {"gradient_filter": None}, False),
+        ("input_x_gradient", {}, True),
+        ("integrated_gradients", {"steps": 3}, True),
+    ],
+)
+def test_one_map_per_input_equals_the_analytic_gradient(
+    three_inputs, name, options, times_input
+):
+    model, kernels, x = three_inputs
+    y = np.array([0, 2, 1, 1, 0])
+    logits, maps = explain(name, model, x, y, batch_size=2, verbose=0, **options)
+    assert isinstance(maps, tuple) and len(maps) == 3
+    assert [m.shape for m in maps] == [(5, 6, 6, 1), (5, 4, 1), (5, 3, 3, 1)]
+    np.testing.assert_allclose(
+        logits[:, 0], model(list(x)).numpy()[range(5), y], atol=1e-5
+    )
+    for got, want in zip(maps, _expected(kernels, x, y, times_input)):
+        np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_dict_inputs_give_a_dict_of_maps(three_inputs):
+    model, kernels, x = three_inputs
+    named = dict(zip(("image", "vector", "small"), x))
+    y = np.array([1, 0, 2, 2, 1])
+    _, maps = explain("input_x_gradient", model, named, y, verbose=0)
+    assert sorted(maps) == ["image", "small", "vector"]
+    want = _expected(kernels, x, y, True)
+    np.testing.assert_allclose(maps["image"], want[0], atol=1e-4)
+    np.testing.assert_allclose(maps["vector"], want[1], atol=1e-4)
+    np.testing.assert_allclose(maps["small"], want[2], atol=1e-4)
+
+
+def test_image_maps_are_postprocessed_and_resized_each_to_its_input(three_inputs):
+    model, kernels, x = three_inputs
+    y = np.zeros(5, int)
+
+    def doubled(maps, axis):
+        return 2 * maps
+
+    _, maps = explain(
+        "gradients",
+        model,
+        x,
+        y,
+        postprocessing=doubled,
+        resizing=(2, 2),
+        verbose=0,
+        gradient_filter=None,
+    )
+    assert [m.shape for m in maps] == [(5, 2, 2, 1), (5, 4, 1), (5, 2, 2, 1)]
+    want = _expected(kernels, x, y, False)
+    np.testing.assert_allclose(maps[1], want[1], atol=1e-5)  # not post-processed
+    _, full = explain("gradients", model, x, y, verbose=0, gradient_filter=None)
+    assert full[0].shape == (5, 6, 6, 1) and full[2].shape == (5, 3, 3, 1)
+
+
+def test_cam_on_two_image_inputs_gives_one_map():
+    keras.utils.set_random_seed(3)
+    left, right = keras.Input((8, 8, 3)), keras.Input((8, 8, 3))
+    both = keras.layers.Concatenate(name="cat")([left, right])
+    features = keras.layers.Conv2D(4, 3, padding="same", name="conv")(both)
+    pooled = keras.layers.GlobalAveragePooling2D(name="gap")(features)
+    model = keras.Model([left, right], keras.layers.Dense(2, name="logits")(pooled))
+    x = np.random.default_rng(0).normal(size=(2, 2, 8, 8, 3)).astype("float32")
+    _, maps = explain("gradcam", model, (x[0], x[1]), [0, 1], verbose=0)
+    assert maps.shape == (2, 8, 8, 1)
+    # The same as grad-CAM by hand on the exposed activations.
+    exposed = expose(model, arguments="conv")
+    with tf.GradientTape() as tape:
+        logits, acts = exposed([x[0], x[1]])
+        chosen = tf.gather(logits, [[0], [1]], batch_dims=1)
+    grads = tape.gradient(chosen, acts)
+    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+    want = tf.reduce_sum(weights * acts, -1, keepdims=True)  # unnormalised
+    np.testing.assert_allclose(maps, want.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["occlusion", "rise"])
+def test_perturbation_methods_refuse_several_inputs(three_inputs, name):
+    model, _, x = three_inputs
+    with pytest.raises(ValueError, match="single image input.*Received: inputs="):
+        explain(name, model, x, verbose=0)
