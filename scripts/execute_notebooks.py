@@ -75,6 +75,7 @@ def execute(path: pathlib.Path, timeout: int) -> float:
         notebook,
         timeout=timeout,
         kernel_name="python3",
+        record_timing=False,  # no timestamps: re-running changes only outputs
         resources={"metadata": {"path": str(path.parent)}},
     )
     client.execute()

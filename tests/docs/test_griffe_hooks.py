@@ -47,3 +47,26 @@ def test_example_sections_are_parsed_as_examples(package):
     function = package.members["serving"].members["export"].final_target
     kinds = [section.kind.value for section in function.docstring.parse("google")]
     assert "examples" in kinds
+
+
+@pytest.mark.parametrize(
+    ("path", "target"),
+    [
+        ("inspection.expose", "keras_interp.inspection.expose.expose"),
+        ("methods.scorecam", "keras_interp.methods.scorecam.scorecam"),
+        ("methods.record", "keras_interp.methods.registry.record"),
+        ("metrics.road", "keras_interp.metrics.road.road"),
+    ],
+)
+def test_names_shadowing_a_submodule_resolve_as_at_run_time(package, path, target):
+    name, attribute = path.split(".")
+    member = package.members[name].members[attribute]
+    assert member.final_target.path == target
+    runtime = getattr(importlib.import_module(f"keras_interp.{name}"), attribute)
+    assert f"{runtime.__module__}.{runtime.__name__}" == target
+
+
+def test_names_computed_by_getattr_are_documented(package):
+    exposed = package.members["methods"].members["EXPOSED"]
+    assert exposed.is_attribute
+    assert "exposed model" in exposed.docstring.value
