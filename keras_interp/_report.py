@@ -174,7 +174,8 @@ def explanation_tile(
     if heat.shape != image.shape[:2]:
         size = (image.shape[1], image.shape[0])
         heat = np.asarray(Image.fromarray(heat).resize(size, Image.BILINEAR))
-    empty = not signed and not bool(np.nanmax(heat) > 0)
+    # Unsigned: nothing above zero. Signed: nothing but zeros.
+    empty = not bool(np.nanmax(np.abs(heat) if signed else heat) > 0)
     if empty:
         grey = image.mean(axis=-1, keepdims=True).repeat(3, axis=-1)
         tile = 0.35 + 0.3 * grey
@@ -257,7 +258,10 @@ def labelled_grid(
     for family in dict.fromkeys(c.family for c in columns):
         members = [c for c in columns if c.family == family]
         values = np.concatenate([np.ravel(maps[c.name]) for c in members])
-        scales[family] = _scale(values, members[0].signed), members[0].signed
+        # Signed methods whose (post-processed) maps hold no negative value
+        # are drawn on the sequential scale, so an empty map is labelled.
+        is_signed = members[0].signed and bool(np.nanmin(values) < 0)
+        scales[family] = _scale(values, is_signed), is_signed
     pad, label_h, left = 6, 16, (110 if row_labels else 0)
     cell_w, cell_h = tile_size + pad, tile_size + label_h + pad
     bar_h = 44 if scales else 0
@@ -292,7 +296,8 @@ def labelled_grid(
             _paste(canvas, tile, (x, y), tile_size)
             labels = (tile_labels or {}).get(column.name)
             text = EMPTY_LABEL if empty else (labels[i] if labels else "")
-            draw.text((x, y + tile_size + 2), text[:24], fill="black", font=font)
+            limit = max(24, tile_size // 6)
+            draw.text((x, y + tile_size + 2), text[:limit], fill="black", font=font)
     x = left
     for family, ((low, high), is_signed) in scales.items():
         bar = colorbar(low, high, signed=is_signed, label=f"{family} scale")

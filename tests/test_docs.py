@@ -18,6 +18,7 @@ ROOT = pathlib.Path(__file__).parent.parent
 #: Packages whose public names must each have a rendered entry in docs/api/.
 PACKAGES = (
     "analysis",
+    "beam",
     "callbacks",
     "concepts",
     "engine",

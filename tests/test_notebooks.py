@@ -13,7 +13,6 @@ import ast
 import importlib.util
 import json
 import pathlib
-import re
 import warnings
 
 import pytest
@@ -41,18 +40,36 @@ def code_cells(path: pathlib.Path) -> list[str]:
 
 #: The largest committed notebook, in bytes (outputs included).
 MAX_BYTES = 1_500_000
-_SHOWS = re.compile(r"\b(print|show|display)\(")
+_SHOWING = {"print", "show", "display"}
+
+
+def _top_level_calls(node: ast.AST):
+    """The calls in `node`, not counting those inside function or class bodies."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        if isinstance(child, ast.Call):
+            yield child
+        yield from _top_level_calls(child)
 
 
 def shows_something(source: str) -> bool:
-    """Whether a code cell prints, plots or ends in a displayed expression."""
-    if _SHOWS.search(source):
-        return True
+    """Whether a code cell prints, plots or ends in a displayed expression.
+
+    A call of `print`, `show` or `display` (also as `plt.show`) outside the
+    cell's function definitions counts, as does a last statement that is an
+    expression other than a call (a name, a subscript: Jupyter displays it).
+    """
     try:
-        body = ast.parse(source).body
+        module = ast.parse(source)
     except SyntaxError:
         return False
-    last = body[-1] if body else None
+    for call in _top_level_calls(module):
+        func = call.func
+        name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+        if name in _SHOWING:
+            return True
+    last = module.body[-1] if module.body else None
     return (
         isinstance(last, ast.Expr)
         and not isinstance(last.value, ast.Call)
@@ -77,6 +94,10 @@ def test_shows_something():
     assert not shows_something("x = 1")
     assert not shows_something("model.fit(x, y)")
     assert not shows_something("frame[['a']];")
+    assert not shows_something(
+        "def show(image):\n    plt.imshow(image)\n    plt.show()"
+    )
+    assert shows_something("def f():\n    pass\nfor i in range(2):\n    show(i)")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -41,9 +41,6 @@ def test_empty_map_is_flagged_not_dimmed():
     assert np.all(tile[..., 0] == tile[..., 1])  # grey, not coloured
     tile, empty = rp.explanation_tile(image, np.ones((4, 4)))
     assert not empty
-    # A signed map of zeros is a real answer (white), never "empty".
-    _, empty = rp.explanation_tile(image, np.zeros((4, 4)), signed=True)
-    assert not empty
 
 
 def test_mask_outline_is_drawn_on_the_boundary_only():
@@ -82,3 +79,11 @@ def test_report_html_and_save(tmp_path):
     assert "<td>0.250</td>" in text and "data:image/png;base64," in text
     path = page.save(tmp_path / "sub" / "report.html")
     assert path.read_text() == text
+
+
+def test_signed_method_with_clipped_maps_labels_empty_tiles():
+    image = np.full((8, 8, 3), 0.5, np.float32)
+    _, empty = rp.explanation_tile(image, np.zeros((4, 4)), signed=True)
+    assert empty  # all zero: no evidence of either sign
+    _, empty = rp.explanation_tile(image, -np.ones((4, 4)), signed=True)
+    assert not empty

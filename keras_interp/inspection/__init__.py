@@ -11,7 +11,7 @@ from keras_interp.inspection.dataflow import (
     layer_builder,
     node_builder,
 )
-from keras_interp.inspection.expose import expose
+from keras_interp.inspection.expose import expose, select_output
 from keras_interp.inspection.graph import find_layer, has_graph, iter_layers
 from keras_interp.inspection.heads import (
     biases,
@@ -30,6 +30,7 @@ from keras_interp.inspection.targets import Target
 from keras_interp.inspection.units import gather_units
 
 __all__ = [
+    "select_output",
     "SOURCE",
     "DataFlow",
     "DependencyError",

@@ -38,29 +38,35 @@ def forward(model: Any, inputs: tf.Tensor) -> list[tf.Tensor]:
     return list(outputs)
 
 
-def check_single_output(model: Any, outputs: Sequence[Any]) -> None:
+def check_single_output(model: Any, outputs: Sequence[Any], extra: int = 0) -> None:
     """Refuse a plain Keras model with several outputs: which one is explained
     must be chosen (`select_output` / `Target(output=...)`), never guessed.
 
     Exposed models and other callables (whose first output is the scores by
-    contract) pass.
+    contract) pass, and so does a plain model returning `[scores, *extra]`
+    when the caller takes `extra` tensors after the scores (keras-explainable's
+    hand-exposed `Model(inputs, [logits, activations])` for a CAM).
 
     Raises:
         ValueError: `model` is a graph model that returned several outputs.
     """
-    if len(outputs) > 1:
+    if len(outputs) > 1 + extra:
         check_one_output(model)
 
 
-def scores(model: Any, inputs: tf.Tensor, indices: Any) -> tuple[tf.Tensor, list]:
+def scores(
+    model: Any, inputs: tf.Tensor, indices: Any, extra: int = 0
+) -> tuple[tf.Tensor, list]:
     """`(selected scores (B, L), other outputs)` of one forward pass.
 
     The first output of the model is what is explained (see `Target`); the
     units named by `indices` are gathered from it. A plain Keras model with
-    several outputs is refused (`check_single_output`): select one first.
+    more outputs than the scores and the `extra` tensors the caller reads
+    (activations, for a CAM) is refused (`check_single_output`): select one
+    output first.
     """
     outputs = forward(model, inputs)
-    check_single_output(model, outputs)
+    check_single_output(model, outputs, extra)
     first, *rest = outputs
     first = tf.convert_to_tensor(first)
     if first.shape.rank != 2:

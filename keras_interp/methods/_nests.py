@@ -169,3 +169,26 @@ def filtered_maps(
     logits, grads = differentiate(lambda x: (run(x), tf.nest.flatten(x)), inputs)
     values = [gradient_filter(grad) for grad in grads]
     return logits, per_input_maps(inputs, values, spatial_axis)
+
+
+def integrated_gradients(
+    model: Any,
+    inputs: Any,
+    indices: Any,
+    baseline: Any,
+    steps: int,
+    batch_size: Any,
+    spatial_axis: Sequence[int],
+) -> tuple[tf.Tensor, Any]:
+    """`integrated_gradients` of a model with several inputs: one map each,
+    `sum (x - x0) * mean path gradient` (channels summed for images)."""
+    inputs = checked(inputs, spatial_axis)
+    baseline = baselines(baseline, inputs)
+    logits = tf.cast(scores(model, inputs, indices)[0], tf.float32)
+    delta = tf.nest.map_structure(lambda x, b: x - b, inputs, baseline)
+    totals = path_gradient_sums(
+        model, baseline, delta, indices, steps, batch_size, tf.shape(logits)[1]
+    )
+    flat_delta = tf.nest.flatten(delta)
+    products = [total / steps * d[:, None] for total, d in zip(totals, flat_delta)]
+    return logits, per_input_maps(inputs, products, spatial_axis, tf.reduce_sum)

@@ -16,7 +16,8 @@ import tensorflow as tf
 
 from keras_interp import filters
 from keras_interp._validation import received
-from keras_interp.inspection.graph import find_layer
+from keras_interp.inspection.expose import select_output_layer
+from keras_interp.inspection.graph import find_layer, output_layers
 from keras_interp.inspection.heads import get_logits_layer
 from keras_interp.inspection.units import gather_units
 from keras_interp.methods._base import float_inputs, scores
@@ -25,12 +26,10 @@ from keras_interp.methods.record import OptionSpec, method_record
 SPATIAL_AXIS = (-3, -2)
 
 
-
-
 def exposed_outputs(model: Any, inputs: tf.Tensor, method: str) -> tuple:
     """`(scores (B, K), activations (B, ..., C))` of one forward pass of an
     exposed model; a clear error for any other model."""
-    full, rest = scores(model, inputs, None)
+    full, rest = scores(model, inputs, None, extra=1)
     if len(rest) != 1:
         raise ValueError(
             f"`{method}` explains an intermediate layer, so `model` must be an "
@@ -106,6 +105,16 @@ def _gradients(model: Any, inputs: Any, indices: Any, spatial_axis: Any, name: s
     return tf.cast(selected, tf.float32), activations, grads, axes
 
 
+def _first_output_layer(model: Any) -> Any:
+    """The layer producing a plain model's first output (its logits layer if
+    it has a single output), or None."""
+    if not hasattr(model, "layers"):
+        return None
+    if len(output_layers(model)) > 1:
+        return select_output_layer(model, 0)
+    return get_logits_layer(model)
+
+
 def _classifier_kernel(
     model: Any, logits_layer: Any, channels: Any, units: Any
 ) -> tf.Tensor:
@@ -114,9 +123,10 @@ def _classifier_kernel(
     if layer is None:
         layer = getattr(model, "logits_layer", None)
         if layer is None and not hasattr(model, "logits_layer"):
-            # A hand-built two-output model, as in keras-explainable's tests.
+            # A hand-built [logits, activations] model, as in keras-explainable's
+            # tests: the layer producing its first output.
             try:
-                layer = get_logits_layer(model) if hasattr(model, "layers") else None
+                layer = _first_output_layer(model)
             except ValueError:
                 layer = None
         if layer is None:

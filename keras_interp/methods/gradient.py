@@ -68,7 +68,10 @@ def gradients(
 
     Args:
         model: a model (or callable) whose first output is the scores `(B, K)`.
-        inputs: float images `(B, H, W, C)`.
+        inputs: float images `(B, H, W, C)`, or a tuple, list or dict of
+            inputs of a model with several inputs: `maps` is then one map
+            per input in the same structure (`(B, H, W, L)` for an image,
+            `(B, *shape, L)` for another input).
         indices: units to explain, int `(B, L)`. Defaults to `None` (all units).
         spatial_axis: the height and width axes of `inputs`: `(-3, -2)` for
             `(B, H, W, C)`, `(-2, -1)` for channels-first `(B, C, H, W)`; the
@@ -120,7 +123,10 @@ def input_x_gradient(
 
     Args:
         model: a model (or callable) whose first output is the scores `(B, K)`.
-        inputs: float images `(B, H, W, C)`.
+        inputs: float images `(B, H, W, C)`, or a tuple, list or dict of
+            inputs of a model with several inputs: `maps` is then one map
+            per input in the same structure (`(B, H, W, L)` for an image,
+            `(B, *shape, L)` for another input).
         indices: units to explain, int `(B, L)`. Defaults to `None` (all units).
         spatial_axis: the height and width axes of `inputs`: `(-3, -2)` for
             `(B, H, W, C)`, `(-2, -1)` for channels-first `(B, C, H, W)`; the
@@ -189,7 +195,10 @@ def integrated_gradients(
 
     Args:
         model: a model (or callable) whose first output is the scores `(B, K)`.
-        inputs: float images `(B, H, W, C)`.
+        inputs: float images `(B, H, W, C)`, or a tuple, list or dict of
+            inputs of a model with several inputs: `maps` is then one map
+            per input in the same structure (`(B, H, W, L)` for an image,
+            `(B, *shape, L)` for another input).
         indices: units to explain, int `(B, L)`. Defaults to `None` (all units).
         baseline: the reference input `x0`: `None` (zeros), a number, or an
             array broadcastable to `inputs` (e.g. `(H, W, C)` or `(B, H, W, C)`).
@@ -224,7 +233,7 @@ def integrated_gradients(
     if batch_size is not None:
         batch_size = check_positive_int(batch_size, "batch_size")
     if is_nest(inputs):
-        return _integrated_nest(
+        return _nests.integrated_gradients(
             model, inputs, indices, baseline, steps, batch_size, spatial_axis
         )
     inputs = images(inputs, spatial_axis)
@@ -236,22 +245,6 @@ def integrated_gradients(
     )
     products = channels_last_grads(total / steps * delta[:, None], spatial_axis)
     return logits, channel_maps(products, tf.reduce_sum)
-
-
-def _integrated_nest(model, inputs, indices, baseline, steps, batch_size, axes):
-    """Integrated gradients of a model with several inputs: one map each."""
-    inputs = _nests.checked(inputs, axes)
-    baseline = _nests.baselines(baseline, inputs)
-    logits = tf.cast(scores(model, inputs, indices)[0], tf.float32)
-    delta = tf.nest.map_structure(lambda x, b: x - b, inputs, baseline)
-    totals = _nests.path_gradient_sums(
-        model, baseline, delta, indices, steps, batch_size, tf.shape(logits)[1]
-    )
-    products = [
-        total / steps * d[:, None]
-        for total, d in zip(totals, tf.nest.flatten(delta))
-    ]
-    return logits, _nests.per_input_maps(inputs, products, axes, tf.reduce_sum)
 
 
 def _baseline(baseline: Any, inputs: tf.Tensor) -> tf.Tensor:

@@ -72,7 +72,10 @@ def guided_gradients(
     Args:
         model: a functional or Sequential model (Keras 3 or tf_keras), or an
             exposed model (its first output is explained).
-        inputs: float images `(B, H, W, C)`.
+        inputs: float images `(B, H, W, C)`, or a tuple, list or dict of
+            inputs of a model with several inputs: `maps` is then one map
+            per input in the same structure (`(B, H, W, L)` for an image,
+            `(B, *shape, L)` for another input).
         indices: units to explain, int `(B, L)`. Defaults to `None` (all units).
         spatial_axis: the height and width axes of `inputs`: `(-3, -2)` for
             `(B, H, W, C)`, `(-2, -1)` for channels-first `(B, C, H, W)`; the

@@ -179,7 +179,7 @@ def test_model_facts(linear):
 def test_channel_count_against_the_model(linear):
     with pytest.raises(ValueError, match="`x` must have 2 channels.*got 3") as info:
         explain(input_gradient, linear, np.zeros((2, H, W, 3), "float32"))
-    assert "Received: x of shape" in str(info.value)
+    assert "Received: x=<shape (batch, " in str(info.value)
     dataset = tf.data.Dataset.from_tensor_slices(np.zeros((2, H, W, 3), "float32"))
     with pytest.raises(ValueError, match="2 channels"):
         explain(input_gradient, linear, dataset.batch(2))
