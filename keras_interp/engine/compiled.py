@@ -323,11 +323,20 @@ def _build(
         x: Any, indices: Any, chunk: Any = None
     ) -> tuple[tf.Tensor, tf.Tensor]:
         outputs = strategy.run(replica_step, args=(x, indices, chunk))
-        # `gather` collects every replica's rows in replica order, those of
-        # other workers included (a multi-worker strategy's local results hold
-        # only this worker's replicas).
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            # Local results hold only this worker's replicas: all-gather the
+            # rows of every worker, in replica order.
+            return tf.nest.map_structure(
+                lambda output: strategy.gather(output, axis=0), outputs
+            )
+        # One worker: its local results are every replica's, in order (no
+        # collective op, which would clash with other strategies' collectives
+        # in the same process).
         return tf.nest.map_structure(
-            lambda output: strategy.gather(output, axis=0), outputs
+            lambda output: tf.concat(
+                strategy.experimental_local_results(output), axis=0
+            ),
+            outputs,
         )
 
     distributed_step.__name__ = f"explain_{name}_distributed"

@@ -31,7 +31,7 @@ from keras_interp.engine.models import (
     prepare,
     resolve_model,
 )
-from keras_interp.inspection.expose import check_one_output
+from keras_interp.inspection.expose import check_one_output, hand_exposed
 
 #: With `verbose="auto"`, a progress bar is shown from this many batches on
 #: (and whenever a data set's length is unknown).
@@ -203,7 +203,8 @@ def explain(
         method = _method_from_spec(method)
     check_callable(method, "method")
     model = prepare(resolve_model(model), method)
-    check_one_output(model)
+    if not hand_exposed(model):
+        check_one_output(model)
     batch_size = check_positive_int(batch_size, "batch_size")
     check_one_of(verbose, ("auto", 0, 1, 2), "verbose")
     method_kwargs = _check_options(method, method_kwargs)

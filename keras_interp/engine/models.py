@@ -395,6 +395,10 @@ def prepare(model: Any, method: Any) -> Any:
 
     if is_exposed(model) or not methods.needs_exposed(method):
         return model
+    from keras_interp.inspection.expose import hand_exposed
+
+    if hand_exposed(model):
+        return model
     exposer = methods.record(method).exposer
     try:
         cache = _EXPOSED.setdefault(model, {})

@@ -305,3 +305,18 @@ def is_exposed(model: Any) -> bool:
 def exposed_layers(model: Any) -> Sequence[Any]:
     """The layers an exposed model returns, in order (empty for other models)."""
     return [layer for layer, _, _ in getattr(model, "_endpoint_pairs", ())]
+
+
+def hand_exposed(model: Any) -> bool:
+    """Whether `model` is exposed by hand, keras-explainable's way:
+    `keras.Model(inputs, [scores, activations, ...])` with scores `(B, K)` and
+    every other output spatial (rank >= 3). A classifier with several heads
+    (all rank 2) is not: which head to explain must be chosen.
+    """
+    outputs = getattr(model, "outputs", None)
+    if not isinstance(outputs, (list, tuple)) or len(outputs) < 2:
+        return False
+    ranks = [getattr(getattr(o, "shape", None), "rank", None) for o in outputs]
+    if ranks[0] is None:
+        ranks = [len(getattr(o, "shape", ())) for o in outputs]
+    return ranks[0] == 2 and all(rank is not None and rank >= 3 for rank in ranks[1:])

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_interp._validation import received
-from keras_interp.inspection.expose import check_one_output, is_exposed
+from keras_interp.inspection.expose import check_one_output, hand_exposed, is_exposed
 from keras_interp.inspection.graph import has_graph, run_graph
 from keras_interp.inspection.units import gather_units
 
@@ -50,7 +50,7 @@ def check_single_output(model: Any, outputs: Sequence[Any], extra: int = 0) -> N
     Raises:
         ValueError: `model` is a graph model that returned several outputs.
     """
-    if len(outputs) > 1 + extra:
+    if len(outputs) > 1 + extra and not hand_exposed(model):
         check_one_output(model)
 
 
