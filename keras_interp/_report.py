@@ -336,8 +336,8 @@ class Report:
 
     Example:
         >>> page = report("Demo")
-        >>> page.add_text("Two images.", heading="Inputs")
-        >>> page.add_table([{"method": "gradcam", "hit": 1.0}])
+        >>> page = page.add_text("Two images.", heading="Inputs")
+        >>> page = page.add_table([{"method": "gradcam", "hit": 1.0}])
         >>> "<table>" in page.to_html()
         True
     """

@@ -26,6 +26,8 @@ _NETWORK = "its examples download models or read files that tests do not have"
 SKIPPED: dict[str, str] = {
     "keras_interp.analysis.receptive_field": _READER,
     "keras_interp.callbacks.explain": _READER,
+    "keras_interp.callbacks.concept": _READER,
+    "keras_interp.callbacks.metric": _READER,
     "keras_interp.concepts.activations": _READER,
     "keras_interp.concepts.cav": _READER,
     "keras_interp.concepts.directional": _READER,

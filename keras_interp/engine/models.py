@@ -392,8 +392,13 @@ def prepare(model: Any, method: Any) -> Any:
     """
     from keras_interp import methods
     from keras_interp.inspection.expose import is_exposed
+    from keras_interp.inspection.graph import has_graph
 
     if is_exposed(model) or not methods.needs_exposed(method):
+        return model
+    if not has_graph(model):
+        # Any other callable follows the contract as given (e.g. a frozen
+        # graph's `exposed(layer)` returning `[scores, activations]`).
         return model
     from keras_interp.inspection.expose import hand_exposed
 

@@ -144,7 +144,11 @@ def select_output(model: Any, output: int | str) -> Any:
         ValueError: no such output (the message lists them).
 
     Example:
-        >>> logits = gradients(select_output(two_heads, "b"), x)[0]
+        >>> inputs = keras.Input((4,))
+        >>> two_heads = keras.Model(inputs, [keras.layers.Dense(3, name="a")(inputs),
+        ...                                  keras.layers.Dense(2, name="b")(inputs)])
+        >>> select_output(two_heads, "b")(np.ones((1, 4)))[0].shape
+        TensorShape([1, 2])
     """
     return expose(model, arguments=[], outputs=Target(output=output))
 

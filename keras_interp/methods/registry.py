@@ -183,7 +183,7 @@ def check_options(method: str | Callable, options: dict) -> dict:
         >>> check_options(occlusion, {"windw": (4, 4)})
         Traceback (most recent call last):
         ...
-        ValueError: Unknown option 'windw' of method 'occlusion'. Did you mean 'window'? Valid options: batch_size, occluder, spatial_axis, stride, window. Received: windw=(4, 4)
+        ValueError: Unknown option 'windw' of method 'occlusion'. Did you mean 'window'? Valid options: batch_size, incremental, occluder, spatial_axis, stride, window. Received: windw=(4, 4)
     """  # noqa: E501
     if not isinstance(options, dict):
         raise TypeError(f"`options` must be a dict. {received('options', options)}")

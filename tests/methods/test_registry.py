@@ -109,7 +109,8 @@ def test_check_options_of_methods_wrappers_specs_and_partials():
     message = str(info.value)
     assert "Did you mean 'window'?" in message
     assert (
-        "Valid options: batch_size, occluder, spatial_axis, stride, window" in message
+        "Valid options: batch_size, incremental, occluder, spatial_axis, stride, window"
+        in message
     )
     assert message.endswith("Received: windw=(3, 3)")
     with pytest.raises(ValueError, match="option of the wrapper `smooth`"):

