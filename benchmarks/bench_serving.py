@@ -15,8 +15,9 @@ median of `--repeats` calls after a warm-up:
   in-process equivalent: the model's compiled forward pass, the top class,
   then `explain(...)`.
 
-The exported signatures also compute the logits and probabilities (one more
-forward pass than `explain()` alone), which is most of their overhead.
+`explain_classes` takes its logits and probabilities from the logits the
+first method computed (when that method's model gives the head's logits, as
+Grad-CAM's exposed model does), so it runs the model once, as `explain()`.
 
 It also prints the exported directory's size next to the plain model's
 SavedModel (`model.export`) and its Keras file.

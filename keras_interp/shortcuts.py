@@ -41,6 +41,7 @@ class _Natural(Mapping):
 #: name -> the post-processing a shortcut applies by default (from the records).
 NATURAL_POSTPROCESSING: Mapping[str, Callable] = _Natural()
 
+
 def _shortcut(name: str) -> Callable:
     found = methods.RECORDS[name]
     method, natural = found.function, found.postprocessing

@@ -54,18 +54,33 @@ def _report(path):
 def test_report_renders_in_headless_chromium(tmp_path):
     page = _report(tmp_path / "report.html")
     dom = subprocess.run(
-        [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile-dom'}",
-         "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120,
+        [
+            CHROMIUM,
+            *FLAGS,
+            f"--user-data-dir={tmp_path / 'profile-dom'}",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert dom.returncode == 0, dom.stderr[-2000:]
     for text in ("Browser check", "Scores", "pointing game", "Grid", "<img"):
         assert text in dom.stdout, text
     shot = tmp_path / "shot.png"
     result = subprocess.run(
-        [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile-shot'}",
-         f"--screenshot={shot}", "--window-size=1000,900", page.as_uri()],
-        capture_output=True, text=True, timeout=120,
+        [
+            CHROMIUM,
+            *FLAGS,
+            f"--user-data-dir={tmp_path / 'profile-shot'}",
+            f"--screenshot={shot}",
+            "--window-size=1000,900",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0 and shot.exists(), result.stderr[-2000:]
     pixels = np.asarray(Image.open(shot).convert("RGB"), np.int32)

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from keras_interp._validation import (
     check_callable,
@@ -20,6 +19,8 @@ from keras_interp._validation import (
     received,
     renamed_argument,
 )
+from keras_interp.analysis._batching import channel_maps, exposed_layer, run_step
+from keras_interp.analysis.receptive_field import layer_path
 from keras_interp.images import load_image, load_images
 from keras_interp.inspection import expose, find_layer
 from keras_interp.inspection.graph import output_shape
@@ -71,11 +72,16 @@ def as_image(image: Any, arg: str = "image") -> np.ndarray:
     return load_image(image)
 
 
+def _first(outputs: Any) -> Any:
+    return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+
+
 class ChannelActivation:
     """The map of channel `channel` of `layer`, or the value of one of its units.
 
-    Builds `expose(model, arguments=layer, outputs=[])` once and runs it on
-    batches of float images in [0, 1], passed through `preprocessing` first.
+    Exposes `layer` (`expose(model, arguments=layer, outputs=[])`, one exposed
+    model per model and layer) and runs it through the engine on batches of
+    float images in [0, 1], passed through `preprocessing` first.
 
     Args:
         model: a functional or Sequential Keras model (nested layers allowed).
@@ -116,8 +122,13 @@ class ChannelActivation:
         if shape is not None and shape[-1] is not None:
             self._check_channel(int(shape[-1]))
         self.unit = self._check_unit(unit, shape)
-        self._exposed = expose(model, arguments=self.layer, outputs=[])
-        self._run = tf.function(self._forward, reduce_retracing=True)
+        self._channels = None if shape is None else shape[-1]
+        layer_ref = self.layer
+        self._exposed = exposed_layer(
+            model,
+            ("channel", layer_path(model, layer_ref)),
+            lambda source: expose(source, arguments=[layer_ref], outputs=[]),
+        )
 
     def _check_channel(self, channels: int) -> None:
         if self.channel >= channels:
@@ -162,29 +173,32 @@ class ChannelActivation:
                 f"{received('unit', unit)}"
             )
 
-    def _forward(self, x: tf.Tensor) -> tf.Tensor:
-        out = self._exposed(x, training=False)
-        if isinstance(out, (list, tuple)):
-            out = out[0]
-        return out
-
     def maps(self, images: np.ndarray) -> np.ndarray:
         """The channel maps `(N, H', W')` (or `(N,)` for a dense layer, or the
-        unit values `(N,)` when `unit` is set) of float images `(N, H, W, 3)`."""
+        unit values `(N,)` when `unit` is set) of float images `(N, H, W, 3)`.
+
+        The engine runs the forward passes (`explain`, `batch_size` images
+        each), compiled once per model and layer: other channels, units and
+        batch sizes reuse the trace. `preprocessing` is applied to the images
+        first, all at once.
+        """
         images = np.asarray(images, np.float32)
-        chunks = []
-        for start in range(0, len(images), self.batch_size):
-            batch = images[start : start + self.batch_size]
-            if self.preprocessing is not None:
-                batch = np.asarray(self.preprocessing(batch), np.float32)
-            out = self._run(tf.convert_to_tensor(batch))
-            self._check_channel(int(out.shape[-1]))
-            if self.unit is not None:
-                self._check_unit_inside(self.unit, tuple(out.shape))
-                chunks.append(out[:, self.unit[0], self.unit[1], self.channel].numpy())
-            else:
-                chunks.append(out[..., self.channel].numpy())
-        return np.concatenate(chunks).astype(np.float32)
+        if self.preprocessing is not None:
+            images = np.asarray(self.preprocessing(images), np.float32)
+        if self._channels is None:  # a layer called several times: probe once
+            self._channels = int(_first(self._exposed(images[:1])).shape[-1])
+        self._check_channel(int(self._channels))
+        maps = run_step(
+            channel_maps,
+            self._exposed,
+            images,
+            np.full((len(images), 1), self.channel, np.int32),
+            batch_size=self.batch_size,
+        )[..., 0]
+        if self.unit is None:
+            return maps
+        self._check_unit_inside(self.unit, (*maps.shape, 1))
+        return maps[:, self.unit[0], self.unit[1]]
 
     def __call__(self, images: np.ndarray, criterion: str = "mean") -> np.ndarray:
         """The activations `(N,)` of `images`, each map reduced by `criterion`

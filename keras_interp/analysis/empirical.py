@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from keras_interp._validation import (
     check_images,
@@ -26,6 +25,7 @@ from keras_interp._validation import (
     check_positive_int,
     received,
 )
+from keras_interp.analysis._batching import exposed_layer, run_step, unit_saliency
 from keras_interp.analysis.receptive_field import (
     layer_path,
     theoretical_receptive_field,
@@ -132,23 +132,29 @@ def gradient_receptive_field(
         )
     batch_size = check_positive_int(batch_size, "batch_size")
     images = _images(model, images, num_images, seed)
-    exposed = expose(model, arguments=[], outputs=[target])
-    total = np.zeros(images.shape[1:-1], np.float64)
-    for begin in range(0, len(images), batch_size):
-        x = tf.convert_to_tensor(images[begin : begin + batch_size])
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(x)
-            activations = _first(exposed(x, training=False))
-            if begin == 0:
-                unit = _check_unit(activations, path, unit)
-                _check_channel(channel, activations.shape[-1], path, allow_none=True)
-            selected = activations[(slice(None), *unit)]  # (B, C)
-            if channel is None:
-                score = 0.5 * tf.reduce_sum(tf.square(selected))
-            else:
-                score = tf.reduce_sum(selected[:, channel])
-        gradients = tape.gradient(score, x)
-        total += np.abs(gradients.numpy()).sum(axis=(0, -1))
+    exposed = exposed_layer(
+        model,
+        ("unit", path),
+        lambda source: expose(source, arguments=[], outputs=[target]),
+    )
+    shape = _activation_shape(exposed, target, images)
+    unit = _check_unit(shape, path, unit)
+    _check_channel(channel, shape[-1], path, allow_none=True)
+    # The engine batches and compiles; the unit and channel are data (flat
+    # positions in the activation), so every unit shares one trace.
+    channels = range(shape[-1]) if channel is None else [channel]
+    positions = np.ravel_multi_index(
+        tuple(np.array([(*unit, c) for c in channels]).T), shape[1:]
+    )
+    saliency = run_step(
+        unit_saliency,
+        exposed,
+        images,
+        np.tile(positions.astype(np.int32), (len(images), 1)),
+        batch_size=batch_size,
+        squared=channel is None,
+    )
+    total = saliency[..., 0].astype(np.float64).sum(axis=0)
     peak = total.max()
     saliency = (total / peak if peak > 0 else total).astype(np.float32)
     mask = saliency > threshold if peak > 0 else np.zeros_like(saliency, bool)
@@ -238,7 +244,13 @@ def empirical_receptive_field(
             f"{received('layer', layer)}"
         )
     field = theoretical_receptive_field(model, path, input_shape=images.shape[1:3])
-    exposed = expose(model, arguments=[target], outputs=Target(target, reduce="mean"))
+    exposed = exposed_layer(
+        model,
+        ("upsampled", path),
+        lambda source: expose(
+            source, arguments=[target], outputs=Target(target, reduce="mean")
+        ),
+    )
     if shape is None or shape[-1] is None:  # a layer called several times
         shape = tuple(exposed(images[:1], training=False)[1].shape)
     _check_channel(channel, shape[-1], path)
@@ -329,8 +341,17 @@ def _images(model: Any, images: Any, num_images: int, seed: int) -> np.ndarray:
     return array
 
 
-def _check_unit(activations: tf.Tensor, path: str, unit: Any) -> tuple[int, ...]:
-    shape = tuple(activations.shape)
+def _activation_shape(exposed: Any, target: Any, images: np.ndarray) -> tuple:
+    """The shape `(B, ..., C)` of the exposed activation: static, or (for a
+    layer called several times or a model of any image size) probed on one
+    image."""
+    shape = output_shape(target)
+    if shape is None or any(n is None for n in shape[1:]):
+        shape = tuple(_first(exposed(images[:1], training=False)).shape)
+    return tuple(shape)
+
+
+def _check_unit(shape: tuple, path: str, unit: Any) -> tuple[int, ...]:
     if len(shape) < 3:
         raise ValueError(
             f"Layer {path!r} has no spatial output (shape {shape}): a unit needs "

@@ -207,8 +207,15 @@ def receptive_fields(
         ValueError, TypeError: as for `theoretical_receptive_field`.
 
     Example:
+        >>> model = keras.Sequential([keras.Input((32, 32, 3)),
+        ...     keras.layers.Conv2D(4, 3, name="c1"),
+        ...     keras.layers.MaxPooling2D(name="p1"),
+        ...     keras.layers.Conv2D(4, 3, name="c2")])
         >>> for path, field in receptive_fields(model).items():
         ...     print(path, field.size, field.jump)
+        c1 (3, 3) (1, 1)
+        p1 (4, 4) (2, 2)
+        c2 (8, 8) (2, 2)
     """
     dependencies = layer_dependencies(model)
     objects = dict(iter_layers(model))

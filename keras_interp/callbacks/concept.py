@@ -8,7 +8,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from keras_interp._validation import (
     check_images,
@@ -76,9 +75,21 @@ class ConceptCallback(TrainingCallback):
         TypeError: a concept or option of the wrong type.
 
     Example:
-        >>> model.fit(x, y, epochs=5, callbacks=[ConceptCallback(
-        ...     {"striped": (stripes, plain)}, zebras, layer="conv3",
-        ...     class_index=1, log_dir="logs")])
+        >>> import tempfile
+        >>> model = gap_dense()  # a layer "conv", 8x8 images, 3 classes
+        >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(True))
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.random((12, 8, 8, 3), dtype=np.float32) * 0.5
+        >>> y = np.arange(12) % 3
+        >>> reddish = x.copy()
+        >>> reddish[..., 0] += 0.5
+        >>> callback = ConceptCallback({"red": (reddish, x)}, x[:4], layer="conv",
+        ...                            class_index=0, log_dir=tempfile.mkdtemp())
+        >>> history = model.fit(x, y, epochs=2, verbose=0, callbacks=[callback])
+        >>> [epoch for epoch, _ in callback.history["red"]]
+        [0, 1]
+        >>> sorted(callback.history["red"][-1][1])
+        ['cav_accuracy', 'derivative_mean', 'tcav_score']
 
     References:
         Kim et al., Interpretability Beyond Feature Attribution: Quantitative
@@ -196,12 +207,12 @@ class ConceptCallback(TrainingCallback):
         return self._wrapped
 
     def _activations(self, model: Any, images: np.ndarray) -> np.ndarray:
-        rows = []
-        for start in range(0, len(images), self.batch_size):
-            batch = tf.constant(images[start : start + self.batch_size])
-            (output,) = model.layer_outputs(batch, [self.layer])
-            rows.append(np.asarray(output, np.float32).reshape(len(batch), -1))
-        return np.concatenate(rows)
+        """`(N, D)` activations of prepared `images`, batched by the engine."""
+        from keras_interp.concepts import batch_activations
+
+        return batch_activations(
+            images, (model, self.layer), batch_size=self.batch_size, verbose=0
+        )
 
     # -- one logging call -----------------------------------------------------------
     def _log(self, epoch: int) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
@@ -17,13 +16,14 @@ from keras_interp._validation import (
     check_positive_int,
     received,
 )
-from keras_interp.callbacks import _render
+from keras_interp.callbacks import _arguments, _budget, _render
 from keras_interp.callbacks._base import (
     AlreadyReported,
     TrainingCallback,
     class_labels,
     watched_images,
 )
+from keras_interp.callbacks._budget import Budget
 
 __all__ = ["ExplainCallback"]
 
@@ -73,14 +73,21 @@ class ExplainCallback(TrainingCallback):
         postprocessing: `fn(maps, axis=...)` for every method; `None` uses each
             method's natural post-processing (e.g. `positive_normalize` for
             Grad-CAM), or `filters.normalize` when it has none.
-        max_seconds: the time budget of one logging call; methods whose last
-            measured cost would overrun it are skipped (their tiles say so, a
-            `skipped` scalar counts them, the first skip warns), and the order
-            rotates so the methods that fit are shown in turn. A method's
-            first run traces it and its second run measures it, so the budget
-            holds from the third logging call on. The fixed part of a call
-            (one forward pass, drawing and writing the grid) is counted too,
-            but never skipped. `None` for no limit.
+        max_seconds: the time budget of one logging call. The first call
+            measures every part (the forward pass and each method run twice,
+            the first run tracing; the grid drawn at two sizes) and from the
+            second call on a call starts only what fits: a method whose last
+            measured cost would overrun is skipped (its tiles say so, the
+            `skipped` scalar counts them, the first skip warns; the order
+            rotates so the methods that fit are shown in turn); the grid is
+            drawn with smaller tiles (`tile_size` halved, down to 16 px; the
+            `tile_size` scalar says which) when the full one does not fit;
+            and when not even the forward pass, the smallest grid and the
+            scalars fit, the epoch is not logged (scalar `skipped_epoch`,
+            one warning stating the measured costs). A call then exceeds
+            `max_seconds` only by how much slower its parts run than at their
+            last measurement (machine load), plus flushing the event file.
+            `None` for no limit.
         name: the run's folder under `log_dir`.
         logger: `None`, `"wandb"`, `"mlflow"`, or an object with
             `log_image(tag, image, step)` and `log_scalar(tag, value, step)`
@@ -94,17 +101,36 @@ class ExplainCallback(TrainingCallback):
         max_failures: consecutive failures before a method (or the callback)
             is given up.
 
+    Attributes:
+        history: method title -> `[(epoch, maps (N, H, W))]` logged.
+        skipped: `[(epoch, [method titles])]` skipped for `max_seconds`.
+        skipped_epochs: the epochs not logged because not even the fixed
+            part of a call fitted `max_seconds`.
+        budget: the `max_seconds` bookkeeping (costs as last measured), or
+            `None`.
+
     Raises:
         ValueError: bad images, targets, labels, masks, or a bad option value.
         TypeError: an option of the wrong type.
 
     Example:
-        >>> model.fit(x, y, epochs=5, callbacks=[
-        ...     keras.callbacks.TensorBoard("logs"),
-        ...     ExplainCallback(x[:8], methods=["gradcam", "gradients"],
-        ...                     log_dir="logs"),
-        ... ])
-        >>> # tensorboard --logdir logs   (images tab: run "explanations")
+        >>> import tempfile
+        >>> model = gap_dense()  # 8x8 images, 3 classes
+        >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(True))
+        >>> x = np.random.default_rng(0).random((8, 8, 8, 3), dtype=np.float32)
+        >>> y = np.arange(8) % 3
+        >>> logs = tempfile.mkdtemp()
+        >>> callback = ExplainCallback(x[:2], methods=["gradcam", "gradients"],
+        ...                            log_dir=logs, tile_size=32)
+        >>> history = model.fit(x, y, epochs=2, verbose=0, callbacks=[
+        ...     keras.callbacks.TensorBoard(logs), callback])
+        >>> [(epoch, maps.shape) for epoch, maps in callback.history["gradcam"]]
+        [(0, (2, 8, 8)), (1, (2, 8, 8))]
+        >>> [epoch for epoch, _ in callback.scalars["gradients/rank_correlation"]]
+        [1]
+
+        Then `tensorboard --logdir <logs>`: the images tab shows the run
+        "explanations" beside Keras' "train".
 
     References:
         Meudec, tf-explain (`tf_explain/callbacks`), 2019: the callbacks this
@@ -145,15 +171,13 @@ class ExplainCallback(TrainingCallback):
             logger=logger, labels=labels, masks=masks, class_names=class_names,
             batch_size=batch_size, tile_size=tile_size, max_failures=max_failures,
         )  # fmt: skip
-        from keras_interp import methods as registry
-
         self.images, data_labels = watched_images(images)
         n = len(self.images)
         self.labels = (
             data_labels if labels is None else class_labels(labels, n, "labels")
         )
-        self.targets = self._check_targets(targets)
-        self.methods = self._check_methods(methods, registry)
+        self.targets = _arguments.check_targets(targets, self.labels, n)
+        self.methods = _arguments.check_methods(methods)
         if postprocessing is not None:
             check_callable(postprocessing, "postprocessing")
         self.postprocessing = postprocessing
@@ -163,7 +187,9 @@ class ExplainCallback(TrainingCallback):
             if max_seconds is None
             else check_positive_float(max_seconds, "max_seconds")
         )
-        self.masks = None if masks is None else self._check_masks(masks)
+        self.masks = (
+            None if masks is None else _arguments.check_masks(masks, self.images.shape)
+        )
         self.class_names = (
             None if class_names is None else [str(c) for c in class_names]
         )
@@ -172,67 +198,14 @@ class ExplainCallback(TrainingCallback):
         self.skipped: list[tuple[int, list[str]]] = []
         self.history: dict[str, list[tuple[int, np.ndarray]]] = {}
         self._previous: dict[str, np.ndarray] = {}
-        self._estimates: dict[str, float] = {}
-        self._traced: set[str] = set()
-        self._overhead = 0.0
+        self.skipped_epochs: list[int] = []
+        self.budget = None if self.max_seconds is None else Budget(self.max_seconds)
+        self._measured: set[str] = set()
         self._dropped: set[str] = set()
         self._rotation = 0
         self._models: dict[Any, Any] = {}
         self._forward: Callable | None = None
         self._model_ref: Any = None
-
-    # -- arguments ------------------------------------------------------------------
-    def _check_targets(self, targets: Any) -> Any:
-        if targets is None or (isinstance(targets, str) and targets == "predicted"):
-            return "predicted"
-        if isinstance(targets, str):
-            if targets != "true":
-                raise ValueError(
-                    "`targets` must be class indices, None, 'predicted' or 'true'. "
-                    f"{received('targets', targets)}"
-                )
-            if self.labels is None:
-                raise ValueError(
-                    "`targets='true'` needs `labels` (or a data set of (images, "
-                    f"labels) pairs). {received('labels', None)}"
-                )
-            return self.labels
-        return class_labels(targets, len(self.images), "targets")
-
-    @staticmethod
-    def _check_methods(methods: Any, registry: Any) -> dict[str, Callable]:
-        if isinstance(methods, str) or callable(methods):
-            methods = [methods]
-        if not isinstance(methods, (list, tuple)) or not methods:
-            raise ValueError(
-                "`methods` must be a method (name, spec or function) or a non-empty "
-                f"sequence of them. {received('methods', methods)}"
-            )
-        resolved: dict[str, Callable] = {}
-        for spec in methods:
-            function = registry.get(spec)
-            title = (
-                spec
-                if isinstance(spec, str)
-                else getattr(function, "__name__", "method")
-            )
-            if title in resolved:
-                raise ValueError(
-                    f"`methods` names {title!r} twice. {received('methods', methods)}"
-                )
-            resolved[title] = function
-        return resolved
-
-    def _check_masks(self, masks: Any) -> np.ndarray:
-        array = np.asarray(masks)
-        if array.ndim == 4 and array.shape[-1] == 1:
-            array = array[..., 0]
-        if array.shape != self.images.shape[:3]:
-            raise ValueError(
-                f"`masks` must be `(N, H, W)` like the images "
-                f"{self.images.shape[:3]}. {received('masks', masks)}"
-            )
-        return array.astype(bool)
 
     # -- the model --------------------------------------------------------------------
     def _strategy(self) -> tf.distribute.Strategy | None:
@@ -259,42 +232,32 @@ class ExplainCallback(TrainingCallback):
         return self._models[title]
 
     def _probabilities(self) -> np.ndarray:
-        """The model's class probabilities on the images `(N, K)` (softmax of
-        logits; outputs already summing to one are kept)."""
+        """The model's class probabilities on the images `(N, K)`."""
         if self._forward is None:
             model = self.model
             self._forward = tf.function(lambda x: model(x, training=False))
         outputs = self._forward(tf.constant(self.images))
-        if isinstance(outputs, (list, tuple)):
-            outputs = outputs[0]
-        scores = np.asarray(outputs, np.float64).reshape(len(self.images), -1)
-        if scores.shape[1] == 1:
-            inside = ((scores >= 0) & (scores <= 1)).all()
-            return scores if inside else 1 / (1 + np.exp(-scores))
-        sums = scores.sum(axis=1)
-        if (scores >= 0).all() and np.allclose(sums, 1, atol=1e-3):
-            return scores
-        shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
-        return shifted / shifted.sum(axis=1, keepdims=True)
-
-    def _postprocessing(self, method: Callable) -> Callable:
-        from keras_interp import filters
-        from keras_interp import methods as registry
-
-        if self.postprocessing is not None:
-            return self.postprocessing
-        try:
-            natural = registry.record(method).postprocessing
-        except (ValueError, TypeError, AttributeError):
-            natural = None
-        return natural or filters.normalize
+        return _arguments.probabilities(outputs, len(self.images))
 
     # -- one logging call -----------------------------------------------------------
     def _log(self, epoch: int) -> None:
-        from keras_interp.engine import explain
+        start = self.clock()
+        budget = self.budget
+        warm = budget is not None and not budget.ready  # measure every part
+        titles = [t for t in self.methods if t not in self._dropped]
+        if not titles:
+            raise AlreadyReported("every method failed repeatedly and was dropped")
+        sizes = _budget.tile_sizes(self.tile_size)
 
-        start = time.perf_counter()
-        probabilities = self._probabilities()
+        def pixels(tile: int) -> int:
+            height, width = _render.grid_size(len(self.images), 1 + len(titles), tile)
+            return height * width
+
+        smallest = pixels(sizes[-1])
+        if budget is not None and budget.ready and not budget.epoch_fits(smallest):
+            self._skip_epoch(epoch, titles, budget.describe(smallest))
+            return
+        probabilities = self._timed("forward", self._probabilities, warm)
         if isinstance(self.targets, str):
             targets = probabilities.argmax(axis=1)
         else:
@@ -305,66 +268,115 @@ class ExplainCallback(TrainingCallback):
                 f"{probabilities.shape[1]} outputs. {received('targets', targets)}"
             )
         chosen = probabilities[np.arange(len(targets)), targets]
-        indices = targets.astype(np.int32)[:, None]
-        titles = [t for t in self.methods if t not in self._dropped]
-        if not titles:
-            raise AlreadyReported("every method failed repeatedly and was dropped")
         shift = self._rotation % len(titles)
-        order = titles[shift:] + titles[:shift]
         self._rotation += 1
-        maps: dict[str, np.ndarray | None] = dict.fromkeys(titles)
+        order = titles[shift:] + titles[:shift]
+        maps, notes, skipped = self._explain(order, targets, epoch, start, smallest)
+        if all(values is None for values in maps.values()) and not skipped:
+            raise AlreadyReported(f"no method could explain the images: {notes}")
+        maps = {title: maps[title] for title in titles}  # columns keep their order
+        rows = [self._row_label(i, targets, chosen) for i in range(len(targets))]
+        tile = self.tile_size
+        if budget is not None and budget.ready:
+            tile = budget.tile(self.clock() - start, sizes, pixels)
+        began = self.clock()
+        grid = _render.render_grid(self.images, maps, rows, tile_size=tile, notes=notes)
+        self.sink.image("grid", grid, epoch)
+        drawn = self.clock() - began
+        if warm and len(sizes) > 1:  # a second size, for the grid's cost line
+            began = self.clock()
+            small = _render.render_grid(
+                self.images, maps, rows, tile_size=sizes[-1], notes=notes
+            )
+            tf.io.encode_png(small)
+            budget.fit_grid((pixels(tile), drawn), (smallest, self.clock() - began))
+        elif budget is not None:
+            budget.record_grid(pixels(tile), drawn)
+        began = self.clock()
+        self.sink.scalar("probability", float(chosen.mean()), epoch)
+        for title, values in maps.items():
+            if values is not None:
+                self._scalars(title, values, epoch)
+        self._report_skipped(epoch, skipped)
+        if budget is not None:
+            self.sink.scalar("tile_size", float(tile), epoch)
+            self.sink.scalar("skipped_epoch", 0.0, epoch)
+            budget.record("scalars", self.clock() - began)
+            budget.ready = True
+
+    def _timed(self, part: str, run: Callable, twice: bool) -> Any:
+        """`run()`, timed as `part` of the budget; run twice when `twice` (the
+        first run traces), timing the second."""
+        if twice:
+            run()
+        began = self.clock()
+        result = run()
+        if self.budget is not None:
+            self.budget.record(part, self.clock() - began)
+        return result
+
+    def _explain(
+        self, order: list[str], targets: np.ndarray, epoch: int, start: float,
+        smallest: int,
+    ) -> tuple[dict[str, np.ndarray | None], dict[str, str], list[str]]:  # fmt: skip
+        """Run the methods in `order` that fit the budget: `(maps, notes,
+        skipped)`, maps `(N, H, W)` per title (`None` where not run)."""
+        from keras_interp.engine import explain
+
+        indices = targets.astype(np.int32)[:, None]
+        maps: dict[str, np.ndarray | None] = dict.fromkeys(order)
         notes: dict[str, str] = {}
         skipped = []
+        budget = self.budget
         for title in order:
-            if self._over_budget(title, start):
-                skipped.append(title)
-                notes[title] = "skipped: time"
-                continue
+            elapsed = self.clock() - start
+            if budget is not None and budget.ready:
+                if not budget.method_fits(title, elapsed, smallest):
+                    skipped.append(title)
+                    notes[title] = "skipped: time"
+                    continue
             method = self.methods[title]
-            began = time.perf_counter()
+
+            def run(method: Callable = method, title: str = title) -> np.ndarray:
+                return explain(
+                    method, self._explained_model(title, method), self.images,
+                    indices, batch_size=self.batch_size,
+                    postprocessing=_arguments.postprocessing_for(
+                        method, self.postprocessing
+                    ),
+                    strategy=self._strategy(), verbose=0,
+                )[1]  # fmt: skip
+
             try:
-                _, values = explain(
-                    method,
-                    self._explained_model(title, method),
-                    self.images,
-                    indices,
-                    batch_size=self.batch_size,
-                    postprocessing=self._postprocessing(method),
-                    strategy=self._strategy(),
-                    verbose=0,
-                )
+                # The first run traces: with a budget, a second run measures.
+                twice = budget is not None and title not in self._measured
+                values = self._timed(title, run, twice)
             except Exception as error:  # noqa: BLE001 - never stop training
                 notes[title] = "failed"
                 if self._guard(title, error, epoch):
                     self._dropped.add(title)
                 continue
             self._succeeded(title)
-            # The first run also traces: its cost says nothing of later runs.
-            seconds = time.perf_counter() - began if title in self._traced else 0.0
-            self._estimates[title] = seconds
-            self._traced.add(title)
+            self._measured.add(title)
             maps[title] = values[..., 0]
-        if all(values is None for values in maps.values()) and not skipped:
-            raise AlreadyReported(f"no method could explain the images: {notes}")
-        drawing = time.perf_counter()
-        rows = [self._row_label(i, targets, chosen) for i in range(len(targets))]
-        grid = _render.render_grid(
-            self.images, maps, rows, tile_size=self.tile_size, notes=notes
-        )
-        self.sink.image("grid", grid, epoch)
-        self.sink.scalar("probability", float(chosen.mean()), epoch)
-        for title, values in maps.items():
-            if values is not None:
-                self._scalars(title, values, epoch)
-        self._report_skipped(epoch, skipped)
-        self._overhead = time.perf_counter() - drawing
+        return maps, notes, skipped
 
-    def _over_budget(self, title: str, start: float) -> bool:
-        if self.max_seconds is None or title not in self._estimates:
-            return False
-        elapsed = time.perf_counter() - start
-        needed = self._estimates[title] + self._overhead  # then draw and write
-        return elapsed + needed > self.max_seconds
+    def _skip_epoch(self, epoch: int, titles: list[str], costs: str) -> None:
+        """Log nothing but the skip: the fixed part of a call does not fit."""
+        self.skipped.append((epoch, list(titles)))
+        self.skipped_epochs.append(epoch)
+        self.sink.scalar("skipped", float(len(titles)), epoch)
+        self.sink.scalar("skipped_epoch", 1.0, epoch)
+        if len(self.skipped_epochs) == 1:
+            warnings.warn(
+                f"ExplainCallback {self.name!r}: max_seconds={self.max_seconds} is "
+                f"below the fixed cost of a logging call ({costs}, as last "
+                f"measured): epoch {epoch} is not logged, nor any epoch while that "
+                "holds. Raise max_seconds, or log less often with every_n_epochs; "
+                "see `callback.skipped_epochs`.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     def _scalars(self, title: str, values: np.ndarray, epoch: int) -> None:
         self.history.setdefault(title, []).append((epoch, values))

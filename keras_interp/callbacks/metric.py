@@ -48,9 +48,22 @@ class MetricCallback(TrainingCallback):
         TypeError: an option of the wrong type.
 
     Example:
-        >>> model.fit(x, y, epochs=5, callbacks=[MetricCallback(
-        ...     x_val[:16], y_val[:16], method="gradcam",
-        ...     metrics=["deletion", "pointing_game"], masks=masks[:16])])
+        >>> import tempfile
+        >>> model = gap_dense()  # 8x8 images, 3 classes
+        >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(True))
+        >>> x = np.random.default_rng(0).random((8, 8, 8, 3), dtype=np.float32)
+        >>> y = np.arange(8) % 3
+        >>> masks = np.zeros((4, 8, 8), bool)
+        >>> masks[:, :4, :4] = True
+        >>> callback = MetricCallback(
+        ...     x[:4], y[:4], method="gradients", masks=masks,
+        ...     metrics={"deletion": {"steps": 4}, "pointing_game": {}},
+        ...     log_dir=tempfile.mkdtemp())
+        >>> history = model.fit(x, y, epochs=2, verbose=0, callbacks=[callback])
+        >>> sorted(callback.scalars)
+        ['gradients/deletion', 'gradients/pointing_game']
+        >>> [epoch for epoch, _ in callback.scalars["gradients/deletion"]]
+        [0, 1]
 
     References:
         Petsiuk et al., RISE: Randomized Input Sampling for Explanation of

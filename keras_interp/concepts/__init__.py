@@ -8,7 +8,11 @@ layer_ref)` pair for any Keras or frozen-graph model. `tcav` tests whether a
 class's logit is sensitive to a concept, against random concepts.
 """
 
-from keras_interp.concepts.activations import CAVableImage, compute_activations
+from keras_interp.concepts.activations import (
+    CAVableImage,
+    batch_activations,
+    compute_activations,
+)
 from keras_interp.concepts.cav import CAV
 from keras_interp.concepts.directional import directional_derivatives, tcav_score
 from keras_interp.concepts.results import TCAVResult
@@ -20,6 +24,7 @@ __all__ = [
     "CAVableImage",
     "TCAVResult",
     "TrainingImage",
+    "batch_activations",
     "compute_activations",
     "directional_derivatives",
     "relative_tcav",

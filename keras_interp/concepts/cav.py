@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from keras_interp._validation import received
+from keras_interp._validation import check_positive_int, received
+from keras_interp.concepts._batching import layer_activations
 from keras_interp.concepts.activations import (
     ModelLayer,
     cavlib_layer_name,
@@ -66,7 +67,9 @@ class CAV:
             or a `model_layer` of another type.
 
     Example:
-        >>> cav = CAV(uuid.uuid4(), np.ones(4) / 2, (KerasModel(net), "conv"))
+        >>> net = keras.Sequential([keras.Input((2, 2, 3)),
+        ...                         keras.layers.Conv2D(1, 1, name="conv")])
+        >>> cav = CAV(uuid.uuid4(), np.ones(4) / 2, (net, "conv"))  # 2*2*1 values
         >>> cav.score(np.array([1.0, 1.0, 0.0, 0.0]))
         0.7071067811865475
 
@@ -176,7 +179,7 @@ class CAV:
             images: images or precomputed 1-D activations, mixed freely.
             model: as in `score`.
             batch_size: images per forward pass.
-            verbose: `"auto"` shows a progress bar for 4 batches or more.
+            verbose: `"auto"` shows a progress bar for 5 batches or more; 0, 1 or 2.
 
         Returns:
             float64 `(N,)`.
@@ -191,8 +194,12 @@ class CAV:
         activations = dict.fromkeys(range(len(images)))
         if todo:
             net, layer = resolve(self._scoring_layer(model))
-            rows = net.activations(
-                [images[i] for i in todo], layer, batch_size=batch_size, verbose=verbose
+            rows = layer_activations(
+                net,
+                [images[i] for i in todo],
+                net.check_layer(layer),
+                batch_size=check_positive_int(batch_size, "batch_size"),
+                verbose=verbose,
             )
             activations.update(zip(todo, rows))
         for i, x in enumerate(images):

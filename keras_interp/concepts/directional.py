@@ -11,25 +11,22 @@ the paper defines `S`, and count derivatives `> 0`. The counts are identical for
 the loss `-z_k`, and close for the cross-entropy, whose gradient is `-grad z_k`
 plus the softmax-weighted gradients of all logits (small for a confident class).
 
-The target images' logit gradients are computed once (`logit_gradients`); every
-CAV's directional derivatives are then one matrix product (`cav_scores`).
+The target images' logit gradients are computed once (`logit_gradients`, run
+by the engine with the method layer's `differentiate`); every CAV's
+directional derivatives are then one matrix product (`cav_scores`).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
-from keras_interp._validation import check_images, check_positive_int, received
+from keras_interp._validation import check_positive_int, received
+from keras_interp.concepts._batching import logit_gradients
 
 __all__ = ["directional_derivatives", "tcav_score"]
-
-#: Array types accepted as a batch (prepared images or activations).
-ARRAY_TYPES = (np.ndarray, tf.Tensor)
 
 
 # -- arguments -------------------------------------------------------------------
@@ -46,74 +43,6 @@ def as_model(model: Any) -> Any:
         "`model` must be a keras_interp.models.Model (KerasModel, GooglenetModel, "
         f"FrozenGraphModel, ...) or a Keras model. {received('model', model)}"
     )
-
-
-def check_nonempty(images: Any, arg: str) -> Any:
-    """`images` after cheap checks: not a lone path, not an empty collection."""
-    if isinstance(images, (str, bytes, os.PathLike)) or not hasattr(images, "__iter__"):
-        raise TypeError(
-            f"`{arg}` must be a sequence of images or a batch array. "
-            f"{received(arg, images)}"
-        )
-    if hasattr(images, "__len__") and len(images) == 0:
-        raise ValueError(f"`{arg}` must not be empty. {received(arg, images)}")
-    return images
-
-
-def is_float_batch(images: Any) -> bool:
-    """Whether `images` is a float array or tensor (a prepared batch)."""
-    if isinstance(images, tf.Tensor):
-        return images.dtype.is_floating
-    return isinstance(images, np.ndarray) and images.dtype.kind == "f"
-
-
-def prepared_batches(model: Any, images: Any, arg: str, batch_size: int):
-    """Prepared float32 input batches: a float array or tensor of rank 4 is
-    fed as it is; anything else is a sequence of images, each prepared with
-    `model.prepare`."""
-    if is_float_batch(images):
-        x = check_images(images, arg)
-        for start in range(0, len(x), batch_size):
-            yield tf.constant(x[start : start + batch_size])
-        return
-    if isinstance(images, ARRAY_TYPES) and np.ndim(images) != 4:
-        raise ValueError(
-            f"`{arg}` must be a sequence of images or a batch of rank 4 "
-            f"(batch, height, width, channels). {received(arg, images)}"
-        )
-    items = [
-        np.asarray(im) if isinstance(im, tf.Tensor) else im
-        for im in check_nonempty(images, arg)
-    ]
-    check_nonempty(items, arg)  # an iterator may have been empty
-    for start in range(0, len(items), batch_size):
-        chunk = items[start : start + batch_size]
-        yield tf.constant(np.concatenate([model.prepare(im) for im in chunk]))
-
-
-def logit_gradients(model, images, layer, class_index, batch_size, arg) -> np.ndarray:
-    """`grad_a z_k(a)` per image, flattened NHWC: float32 `(N, D)`. Images are
-    independent in inference mode, so the gradient of the batch's summed
-    logits gives every row at once."""
-    rows = []
-    for x in prepared_batches(model, images, arg, batch_size):
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(x)
-            logits, activations = model.logits_and_layer(x, layer)
-            if class_index >= int(logits.shape[-1]):
-                raise ValueError(
-                    "`class_index` must be smaller than the number of logits "
-                    f"({logits.shape[-1]}). {received('class_index', class_index)}"
-                )
-            target = logits[:, class_index]
-        grads = tape.gradient(target, activations)
-        if grads is None:
-            raise ValueError(
-                f"The logits do not depend on layer {layer!r}: choose a layer "
-                f"before the logits. {received('layer_name', layer)}"
-            )
-        rows.append(np.asarray(grads, np.float32).reshape(int(x.shape[0]), -1))
-    return np.concatenate(rows)
 
 
 def unit_direction(cav: Any, dim: int) -> np.ndarray:
@@ -163,7 +92,10 @@ def directional_derivatives(
         cav: a `CAV` or a 1-D direction of the layer's flattened size (scaled
             to unit norm).
         class_index: the logit differentiated.
-        batch_size: images per forward and backward pass.
+        batch_size: images per forward and backward pass. The engine
+            (`keras_interp.engine.explain`) runs the batches, compiled once per
+            model and layer: other batch sizes and classes reuse the trace, so
+            the model's `logits_and_layer` must be traceable by TensorFlow.
 
     Returns:
         float64 `(N,)`.
@@ -174,9 +106,14 @@ def directional_derivatives(
         TypeError: a `model`, `images` or `cav` of the wrong kind.
 
     Example:
-        >>> s = directional_derivatives(KerasModel(net), photos, "features", cav, 1)
-        >>> tcav_score(s)
-        0.9
+        >>> model = gap_dense()  # logit k = mean_hw(conv) @ W[:, k] + b_k
+        >>> images = np.random.default_rng(0).uniform(size=(4, 8, 8, 3))
+        >>> s = directional_derivatives(model, images, "conv", np.ones(256), 1)
+        >>> w = model.get_layer("logits").get_weights()[0]  # (4 channels, 3)
+        >>> bool(np.allclose(s, w[:, 1].sum() / 16))  # every 1/16 * W[c, 1] / 64
+        True
+        >>> tcav_score(s) == float(w[:, 1].sum() > 0)
+        True
 
     References:
         Kim et al., Interpretability Beyond Feature Attribution: Quantitative

@@ -19,15 +19,13 @@ from typing import Any
 import numpy as np
 
 from keras_interp._validation import check_positive_int, received
-from keras_interp.concepts.directional import (
+from keras_interp.concepts._batching import (
     ARRAY_TYPES,
-    as_model,
-    cav_scores,
     check_nonempty,
-    is_float_batch,
+    layer_activations,
     logit_gradients,
-    prepared_batches,
 )
+from keras_interp.concepts.directional import as_model, cav_scores
 from keras_interp.concepts.results import TCAVResult
 from keras_interp.concepts.train import seed_or_random_state
 
@@ -68,16 +66,9 @@ def _activations(model, images, layer, dim, batch_size, verbose, arg) -> np.ndar
                 f"`{arg}` as activations must be non-empty and finite. "
                 f"{received(arg, images)}"
             )
-    elif is_float_batch(images):
-        rows = []
-        for x in prepared_batches(model, images, arg, batch_size):
-            (out,) = model.layer_outputs(x, [layer])
-            rows.append(np.asarray(out, np.float32).reshape(int(x.shape[0]), -1))
-        acts = np.concatenate(rows)
-    else:
-        items = list(np.asarray(images)) if isinstance(images, ARRAY_TYPES) else images
-        acts = model.activations(
-            list(items), layer, batch_size=batch_size, verbose=verbose
+    else:  # a prepared float batch, or images prepared one by one
+        acts = layer_activations(
+            model, images, layer, batch_size=batch_size, verbose=verbose, arg=arg
         )
     if acts.shape[1] != dim:
         raise ValueError(
@@ -253,7 +244,8 @@ def tcav(
             a seed gives identical results, and the same null for every
             concept tested on the same random sets.
         batch_size: images per forward (and backward) pass.
-        verbose: progress bars of the activations, as in `Model.activations`.
+        verbose: progress bars of the activations, as `explain`'s: `"auto"`
+            (from 5 batches on), 0, 1 or 2.
         seed: an integer seed, the library's name for `random_state` (give one
             or the other).
 
@@ -268,12 +260,18 @@ def tcav(
         TypeError: arguments of the wrong kind.
 
     Example:
-        >>> model = KerasModel(keras_model)          # a layer "features"
-        >>> result = tcav(model, "features", 1, striped, random_sets, zebras,
-        ...               random_state=0)
+        >>> model = linear()  # 6x6x3 images -> "flatten" -> Dense: logits
+        >>> w = model.get_layer("logits").get_weights()[0][:, 1].reshape(6, 6, 3)
+        >>> rng = np.random.default_rng(0)
+        >>> def noise(n):
+        ...     return rng.uniform(size=(n, 6, 6, 3)).astype("float32")
+        >>> concept = noise(10) + np.sign(w)  # moved along logit 1's weights
+        >>> randoms = [noise(10) for _ in range(6)]
+        >>> result = tcav(model, "flatten", 1, concept, randoms, noise(8), seed=0)
         >>> print(result)
-        TCAV score = 0.98 (+- 0.02), random was 0.51 (+- 0.37). p-val = 1.2e-05
-        (significant at alpha=0.05)
+        TCAV score = 1.00 (+- 0.00), random was ...
+        >>> result.significant
+        True
 
     References:
         Kim et al., Interpretability Beyond Feature Attribution: Quantitative
@@ -346,10 +344,17 @@ def relative_tcav(
         TypeError: arguments of the wrong kind.
 
     Example:
-        >>> result = relative_tcav(model, "features", 1, stripes, dots,
-        ...                        random_sets, zebras, random_state=0)
-        >>> result.mean > 0.5 and result.significant
-        True
+        >>> model = linear()  # 6x6x3 images -> "flatten" -> Dense: logits
+        >>> w = model.get_layer("logits").get_weights()[0][:, 1].reshape(6, 6, 3)
+        >>> rng = np.random.default_rng(0)
+        >>> def noise(n):
+        ...     return rng.uniform(size=(n, 6, 6, 3)).astype("float32")
+        >>> up, down = noise(10) + np.sign(w), noise(10) - np.sign(w)
+        >>> randoms = [noise(10) for _ in range(6)]
+        >>> result = relative_tcav(model, "flatten", 1, up, down, randoms, noise(8),
+        ...                        seed=0)
+        >>> result.mean, result.significant
+        (1.0, True)
 
     References:
         Kim et al., Interpretability Beyond Feature Attribution: Quantitative

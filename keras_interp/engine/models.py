@@ -21,6 +21,7 @@ import keras
 import numpy as np
 
 from keras_interp._validation import received
+from keras_interp.engine.cache import cached_variant
 
 #: Models loaded from paths, kept per (resolved path, modification time); the
 #: least recently used is dropped beyond this many.
@@ -204,10 +205,10 @@ def model_facts(model: Any) -> ModelFacts:
     only); other callables give `None`s.
 
     Example:
-        >>> net = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
-        ...                         keras.layers.Dense(2)])
+        >>> net = keras.Sequential([keras.Input((4, 4, 1), name="image"),
+        ...                         keras.layers.Flatten(), keras.layers.Dense(2)])
         >>> model_facts(net)
-        ModelFacts(input_shapes=((4, 4, 1),), input_names=('input_layer',), units=2)
+        ModelFacts(input_shapes=((4, 4, 1),), input_names=('image',), units=2)
     """
     exposed = hasattr(model, "_endpoint_pairs") and hasattr(model, "source_model")
     source = model.source_model if exposed else model
@@ -333,18 +334,13 @@ def _check_one(arg: str, got: tuple, declared: tuple, spatial_axis: tuple) -> bo
     )
 
 
-_PROBED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def _probe(model: Any, x: Any, pairs: list) -> None:
     """Refuse a height/width the model cannot run at (traced once per size)."""
     import tensorflow as tf
 
     key = tuple(tuple(np.shape(v))[1:] for _, v, _ in pairs)
-    try:
-        probed = _PROBED.setdefault(model, {})
-    except TypeError:  # Not weakly referenceable: probe every time.
-        probed = {}
+    # The sizes this model was probed at (a fresh dict when not cacheable).
+    probed = cached_variant(model, "probed sizes", dict)
     if key not in probed:
         specs = tf.nest.map_structure(
             lambda v: tf.TensorSpec((None, *np.shape(v)[1:]), tf.float32), x
@@ -361,9 +357,6 @@ def _probe(model: Any, x: Any, pairs: list) -> None:
             f"inputs of shape (batch, {', '.join(map(str, declared))}); resize the "
             f"images. Received: {arg} of shape {tuple(np.shape(value))}"
         )
-
-
-_EXPOSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def prepare(model: Any, method: Any) -> Any:
@@ -406,9 +399,7 @@ def prepare(model: Any, method: Any) -> Any:
         return model
     exposer = methods.record(method).exposer
     try:
-        cache = _EXPOSED.setdefault(model, {})
+        proxy = weakref.proxy(model)
     except TypeError:  # not weakly referenceable: expose without caching
-        cache = {}
-    if exposer not in cache:
-        cache[exposer] = exposer(weakref.proxy(model))
-    return cache[exposer]
+        return exposer(model)
+    return cached_variant(model, ("exposed", exposer), lambda: exposer(proxy))

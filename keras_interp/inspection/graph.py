@@ -117,7 +117,15 @@ def find_layer(model: Any, ref: Any, *, arg: str = "ref") -> Any:
         TypeError: `ref` of another type, or `model` without layers.
 
     Example:
-        >>> find_layer(model, "mobilenetv2_1.00_160/block_16_project")
+        >>> backbone = keras.Sequential(
+        ...     [keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, name="conv")],
+        ...     name="backbone")
+        >>> model = keras.Sequential([keras.Input((8, 8, 3)), backbone,
+        ...     keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
+        >>> find_layer(model, "backbone/conv").name
+        'conv'
+        >>> find_layer(model, "conv") is find_layer(model, ("backbone", "conv"))
+        True
     """
     if not hasattr(model, "layers"):
         raise TypeError(f"`model` must be a Keras model. {received('model', model)}")

@@ -65,9 +65,24 @@ class Target:
         TypeError: an `output` that is neither an integer nor a string.
 
     Example:
+        >>> from keras_interp.testing.models import gap_dense
+        >>> model = gap_dense()  # images (8, 8, 3) -> "conv" (4 channels) -> logits
         >>> exposed = expose(model, arguments="conv", outputs=Target(
-        ...     "block_16_project", reduce="mean"))
-        >>> head = expose(two_heads, outputs=Target(output="age"))
+        ...     "conv", reduce="mean"))
+        >>> channel_means, activations = exposed(np.ones((1, 8, 8, 3)))
+        >>> channel_means.shape, activations.shape
+        (TensorShape([1, 4]), TensorShape([1, 8, 8, 4]))
+
+        One head of a model with several outputs:
+
+        >>> face = keras.Input((8, 8, 3))
+        >>> pooled = keras.layers.GlobalAveragePooling2D()(face)
+        >>> two_heads = keras.Model(face, {
+        ...     "age": keras.layers.Dense(1, name="age")(pooled),
+        ...     "gender": keras.layers.Dense(2, name="gender")(pooled)})
+        >>> head = expose(two_heads, arguments=[], outputs=Target(output="age"))
+        >>> head(np.ones((1, 8, 8, 3)))[0].shape
+        TensorShape([1, 1])
     """
 
     layer: Any = None

@@ -159,21 +159,7 @@ def chunked(
     is padded by repeating the last job, with `valid` (float 0/1) marking the
     real ones, so every chunk has the same shape (as XLA requires).
     """
-    chunk = tf.maximum(tf.minimum(batch_size, total), 1)
-    count = (total + chunk - 1) // chunk
-
-    def body(step, state):
-        jobs = step * chunk + tf.range(chunk)
-        valid = tf.cast(jobs < total, tf.float32)
-        return step + 1, update(state, tf.minimum(jobs, total - 1), valid)
-
-    _, state = tf.while_loop(
-        lambda step, _: step < count,
-        body,
-        (tf.constant(0), state),
-        parallel_iterations=1,  # One chunk in memory at a time.
-    )
-    return state
+    return chunked_within(total, total, batch_size, update, state)
 
 
 def _mix(x: tf.Tensor) -> tf.Tensor:
@@ -218,3 +204,35 @@ def hashed_normal(shape: Any, seed: Any, key: Any, stddev: float = 1.0) -> tf.Te
     normal = tf.concat([radius * tf.cos(angle), radius * tf.sin(angle)], axis=0)
     normal = normal[:size]
     return tf.reshape(normal * stddev, shape)
+
+
+def chunked_within(
+    total: Size,
+    capacity: Size,
+    batch_size: Any,
+    update: Callable[[Any, tf.Tensor, tf.Tensor], Any],
+    state: Any,
+) -> Any:
+    """`chunked` over jobs `0..total-1` where `total <= capacity` is only known
+    at run time (a count of selected jobs, say).
+
+    The chunk size is `min(batch_size, capacity)`, a bound that does not depend
+    on `total`, so it stays a constant under XLA (which refuses shapes that
+    depend on values) while the number of chunks, `ceil(total / chunk)`, is a
+    run-time loop bound. `batch_size` may be an int or a scalar int32 tensor.
+    """
+    chunk = tf.maximum(tf.minimum(batch_size, capacity), 1)
+    count = (total + chunk - 1) // chunk
+
+    def body(step, state):
+        jobs = step * chunk + tf.range(chunk)
+        valid = tf.cast(jobs < total, tf.float32)
+        return step + 1, update(state, tf.minimum(jobs, total - 1), valid)
+
+    _, state = tf.while_loop(
+        lambda step, _: step < count,
+        body,
+        (tf.constant(0), state),
+        parallel_iterations=1,  # One chunk in memory at a time.
+    )
+    return state

@@ -12,7 +12,8 @@ import tensorflow as tf
 from keras_interp import filters
 from keras_interp._validation import check_one_of, received
 from keras_interp.inspection.units import gather_units
-from keras_interp.methods._base import channels_last, forward, size
+from keras_interp.methods._base import channels_last, float_inputs, forward, size
+from keras_interp.methods._cam_activations import first_image
 from keras_interp.methods.record import OptionSpec, method_record
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")
@@ -123,7 +124,8 @@ def upsampled_activation(
         model: an exposed model returning `[scores, activations, ...]`, e.g.
             `expose(model, arguments="conv5")`; the second output must be
             spatial `(B, h, w, C)`.
-        inputs: float images `(B, H, W, C)`.
+        inputs: float images `(B, H, W, C)`, or a tuple/dict of several
+            inputs (the maps are sized as the first image among them).
         indices: channels to map, int `(B, L)`. Defaults to `None` (all).
         interpolation: `"nearest"`, `"bilinear"`, `"bicubic"` or `"area"`.
         threshold: `None`, or `t` in [0, 1]: raise each map's values below its
@@ -155,8 +157,8 @@ def upsampled_activation(
     """
     check_one_of(interpolation, INTERPOLATIONS, "interpolation")
     threshold = _check_threshold(threshold)
-    inputs = tf.cast(tf.convert_to_tensor(inputs), tf.float32)
-    x, _ = channels_last(inputs, spatial_axis)
+    inputs = float_inputs(inputs)  # One tensor, or a nest of several inputs.
+    x = first_image(inputs, spatial_axis, "upsampled_activation")
     outputs = forward(model, inputs)
     if len(outputs) < 2:
         raise ValueError(

@@ -4,7 +4,10 @@ Every method here explains an intermediate layer, so it takes an *exposed*
 model whose call returns `[scores (B, K), activations (B, H', W', C)]`, as made
 by `keras_interp.inspection.expose`. The maps are combinations of the
 activation channels, `(B, H', W', L)`, unnormalised and not resized: the engine
-resizes and post-processes them. Score-CAM lives in `scorecam.py`.
+resizes and post-processes them. `spatial_axis` names the inputs' height and
+width axes; channels-first activations `(B, C, H', W')` (`spatial_axis=(-2,
+-1)`) are moved channels last first (`_cam_activations.py`), so the maps are
+`(B, H', W', L)` in both layouts. Score-CAM lives in `scorecam.py`.
 """
 
 from __future__ import annotations
@@ -20,71 +23,14 @@ from keras_interp.inspection.expose import select_output_layer
 from keras_interp.inspection.graph import find_layer, output_layers
 from keras_interp.inspection.heads import get_logits_layer
 from keras_interp.inspection.units import gather_units
-from keras_interp.methods._base import float_inputs, scores
+from keras_interp.methods._base import float_inputs
+from keras_interp.methods._cam_activations import (
+    SPATIAL_AXIS,
+    cam_activations,
+    exposed_outputs,
+    jacobian,
+)
 from keras_interp.methods.record import OptionSpec, method_record
-
-SPATIAL_AXIS = (-3, -2)
-
-
-def exposed_outputs(model: Any, inputs: tf.Tensor, method: str) -> tuple:
-    """`(scores (B, K), activations (B, ..., C))` of one forward pass of an
-    exposed model; a clear error for any other model."""
-    full, rest = scores(model, inputs, None, extra=1)
-    if len(rest) != 1:
-        raise ValueError(
-            f"`{method}` explains an intermediate layer, so `model` must be an "
-            "exposed model whose call returns [scores, activations], e.g. "
-            f"`{method}(expose(model), x)`; this model returned {1 + len(rest)} "
-            f"output(s). {received('model', getattr(model, 'name', model))}"
-        )
-    activations = rest[0]
-    if activations.shape.rank is not None and activations.shape.rank < 3:
-        raise ValueError(
-            f"`{method}` needs spatial activations (batch, ..., channels) as the "
-            "second output of `model`, e.g. the input of the global pooling "
-            f"layer; got shape {tuple(activations.shape)}. "
-            f"{received('model', getattr(model, 'name', model))}"
-        )
-    return full, activations
-
-
-def spatial_axes(spatial_axis: int | Sequence[int], rank: int | None) -> tuple:
-    """`spatial_axis` as negative axes of the activations (so the same numbers
-    index the spatial axes of a Jacobian `(B, L, ..., C)`)."""
-    axes = (spatial_axis,) if isinstance(spatial_axis, int) else spatial_axis
-    rank = 4 if rank is None else rank
-    try:
-        axes = tuple(int(a) - rank if int(a) >= 0 else int(a) for a in axes)
-    except (TypeError, ValueError):
-        axes = ()
-    if (
-        not axes
-        or len(set(axes)) != len(axes)
-        or any(a < 1 - rank or a > -2 for a in axes)
-    ):
-        raise ValueError(
-            "`spatial_axis` must name distinct axes of the activations between "
-            f"the batch and the channel axes (rank {rank}), e.g. (-3, -2). "
-            f"{received('spatial_axis', spatial_axis)}"
-        )
-    return axes
-
-
-def jacobian(tape: tf.GradientTape, selected: tf.Tensor, activations: tf.Tensor):
-    """d selected / d activations as `(B, L, ..., C)` float32.
-
-    One backward pass when `L == 1` (samples are independent in inference
-    mode, so the gradient of the sum is the per-sample gradient), else one
-    vectorised `batch_jacobian`.
-    """
-    zero = tf.UnconnectedGradients.ZERO
-    if selected.shape[-1] == 1:
-        # The gradient of a non-scalar target is that of its sum.
-        grads = tape.gradient(selected, activations, unconnected_gradients=zero)
-        grads = grads[:, None]
-    else:
-        grads = tape.batch_jacobian(selected, activations, unconnected_gradients=zero)
-    return tf.cast(grads, tf.float32)
 
 
 def _combine(activations: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
@@ -93,15 +39,15 @@ def _combine(activations: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
 
 
 def _gradients(model: Any, inputs: Any, indices: Any, spatial_axis: Any, name: str):
-    """`(selected (B, L), activations, grads (B, L, ..., C), spatial axes)`."""
+    """`(selected (B, L), activations, grads (B, L, ..., C), spatial axes)`,
+    activations and gradients channels last."""
     inputs = float_inputs(inputs)
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(inputs)
         full, raw = exposed_outputs(model, inputs, name)
         selected = gather_units(full, indices)
-    axes = spatial_axes(spatial_axis, raw.shape.rank)
-    grads = jacobian(tape, selected, raw)
-    activations = tf.cast(raw, tf.float32)
+    activations, axes, move = cam_activations(raw, spatial_axis)
+    grads = move(jacobian(tape, selected, raw))
     return tf.cast(selected, tf.float32), activations, grads, axes
 
 
@@ -197,7 +143,8 @@ def cam(
         model: exposed model returning `[scores, activations]` (`expose(model)`).
         inputs: float images `(B, H, W, C_in)`.
         indices: units to explain, int `(B, L)`. Defaults to `None` (all units).
-        spatial_axis: the spatial axes of the activations (validated only).
+        spatial_axis: the inputs' height and width axes, `(-3, -2)` or
+            `(-2, -1)` (channels first); the activations are read alike.
         logits_layer: the classifier whose kernel weighs the channels: a layer
             or a reference to a layer of `model.source_model` (see
             `find_layer`). Defaults to `model.logits_layer`. A 1x1 Conv kernel
@@ -223,8 +170,7 @@ def cam(
     """
     inputs = float_inputs(inputs)
     full, activations = exposed_outputs(model, inputs, "cam")
-    spatial_axes(spatial_axis, activations.shape.rank)
-    activations = tf.cast(activations, tf.float32)
+    activations, _, _ = cam_activations(activations, spatial_axis)
     kernel = _classifier_kernel(
         model, logits_layer, activations.shape[-1], full.shape[-1]
     )
@@ -256,7 +202,9 @@ def gradcam(
         model: exposed model returning `[scores, activations]` (`expose(model)`).
         inputs: float images `(B, H, W, C_in)`.
         indices: units to explain, int `(B, L)`. Defaults to `None` (all units).
-        spatial_axis: activation axes averaged into channel weights.
+        spatial_axis: the inputs' height and width axes, `(-3, -2)` or
+            `(-2, -1)` (channels first); the activations are averaged over
+            them into channel weights.
 
     Returns:
         `(scores, maps)` of shapes `(B, L)` and `(B, H', W', L)`, unnormalised.
@@ -315,7 +263,9 @@ def gradcampp(
         model: exposed model returning `[scores, activations]` (`expose(model)`).
         inputs: float images `(B, H, W, C_in)`.
         indices: units to explain, int `(B, L)`. Defaults to `None` (all units).
-        spatial_axis: activation axes summed into channel weights.
+        spatial_axis: the inputs' height and width axes, `(-3, -2)` or
+            `(-2, -1)` (channels first); the activations are summed over
+            them into channel weights.
 
     Returns:
         `(scores, maps)` of shapes `(B, L)` and `(B, H', W', L)`, unnormalised.
@@ -365,7 +315,8 @@ def layercam(
         model: exposed model returning `[scores, activations]` (`expose(model)`).
         inputs: float images `(B, H, W, C_in)`.
         indices: units to explain, int `(B, L)`. Defaults to `None` (all units).
-        spatial_axis: the spatial axes of the activations (validated only).
+        spatial_axis: the inputs' height and width axes, `(-3, -2)` or
+            `(-2, -1)` (channels first); the activations are read alike.
 
     Returns:
         `(scores, maps)` of shapes `(B, L)` and `(B, H', W', L)`, unnormalised.

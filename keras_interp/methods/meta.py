@@ -3,7 +3,9 @@
 A wrapper keeps the one contract, so wrappers stack:
 `tta(smooth(gradcam))(model, x, indices)` returns `(logits, maps)` like
 `gradcam` does. Each wrapper is named `"<method>_<wrapper>"` and sets
-`__wrapped__` to the method it wraps.
+`__wrapped__` to the method it wraps. Inputs may be a nest (tuple, list or
+dict) for a model with several inputs: the wrappers then return what the
+method returns, one map per input (gradient methods) or one map (CAMs).
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from keras_interp._validation import (
     check_positive_int,
     received,
 )
-from keras_interp.methods._base import hashed_normal
+from keras_interp.methods._base import channels_last
+from keras_interp.methods._noise import (  # noqa: F401 - fingerprint, sample_noise
+    as_input,
+    fingerprint,
+    noisy_passes,
+    sample_noise,
+)
 from keras_interp.methods.record import (
     WRAPPER_RECORDS,
     OptionSpec,
@@ -79,88 +87,6 @@ def _check_seed(seed: Any) -> int | None:
     return seed
 
 
-def _copies_per_call(batch: int | None, repetitions: int, batch_size: int) -> int:
-    """The largest divisor of `repetitions` whose copies fit in `batch_size`."""
-    fit = max(1, batch_size // batch) if batch else 1
-    return max(
-        d for d in range(1, repetitions + 1) if repetitions % d == 0 and d <= fit
-    )
-
-
-def fingerprint(images: tf.Tensor) -> tf.Tensor:
-    """An int32 per image from a few fixed pixels, quantised to 1/1024 so that
-    the last-bit differences between eager and XLA arithmetic (e.g. in a
-    resize upstream) do not change it."""
-    flat = tf.reshape(images, [tf.shape(images)[0], -1])
-    count = tf.shape(flat)[1]
-    picks = tf.stack([0, count // 7, count // 3, count // 2, 2 * count // 3, count - 1])
-    values = tf.clip_by_value(tf.gather(flat, picks, axis=1), -1e6, 1e6)
-    bits = tf.cast(tf.round(values * 1024.0), tf.int32)  # (B, 6)
-    mixed = bits[:, 0]
-    for j in range(1, 6):
-        mixed = tf.bitwise.bitwise_xor(mixed * 1000003, bits[:, j])
-    return mixed
-
-
-def sample_noise(x: tf.Tensor, copies: int, stddev: float, seed: int) -> tf.Tensor:
-    """Gaussian noise `(copies, B, H, W, C)` drawn per image from `(seed, image
-    content)`: an image gets the same noise whatever batch it comes in, so
-    results do not depend on `batch_size` or on the order of the data."""
-
-    def one(args: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
-        image, key = args
-        shape = tf.concat([[copies], tf.shape(image)], axis=0)
-        return hashed_normal(shape, seed, key, stddev)
-
-    noise = tf.map_fn(one, (x, fingerprint(x)), fn_output_signature=tf.float32)
-    return tf.transpose(noise, [1, 0, *range(2, x.shape.rank + 1)])
-
-
-def _noisy_passes(method, model, inputs, indices, options, settings):
-    """Run `method` on `repetitions` copies of `inputs` (the first one clean,
-    the others with Gaussian noise) and return the stacked outputs
-    `(R, B, L)` and `(R, B, H', W', L)`."""
-    repetitions, noise, seed, batch_size = settings
-    x = tf.convert_to_tensor(inputs, tf.float32)
-    shape = tf.shape(x)
-    if seed is None:
-        noise_shape = tf.concat([[repetitions - 1], shape], axis=0)
-        eps = tf.random.normal(noise_shape, stddev=noise)
-    else:
-        eps = sample_noise(x, repetitions - 1, noise, seed)
-    noisy = tf.concat([x[None], x[None] + eps], axis=0)  # (R, B, H, W, C)
-    per_call = _copies_per_call(x.shape[0], repetitions, batch_size)
-    chunks = repetitions // per_call
-    chunked = tf.reshape(
-        noisy, tf.concat([[chunks, per_call * shape[0]], shape[1:]], 0)
-    )
-    if indices is not None:
-        indices = tf.tile(tf.convert_to_tensor(indices), [per_call, 1])
-
-    def one_chunk(images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        logits, maps = method(model, images, indices, **options)
-        return tf.cast(logits, tf.float32), tf.cast(maps, tf.float32)
-
-    if chunks == 1:
-        logits, maps = one_chunk(chunked[0])
-        logits, maps = logits[None], maps[None]
-    else:
-        logits, maps = tf.map_fn(
-            one_chunk,
-            chunked,
-            fn_output_signature=(tf.float32, tf.float32),
-            parallel_iterations=1,
-        )
-
-    def unstack(
-        t: tf.Tensor,
-    ) -> tf.Tensor:  # (chunks, per_call * B, ...) -> (R, B, ...)
-        rest = tf.shape(t)[2:]
-        return tf.reshape(t, tf.concat([[repetitions, shape[0]], rest], axis=0))
-
-    return unstack(logits), unstack(maps)
-
-
 def _noise_wrapper(method, repetitions, noise, seed, batch_size, reduce, suffix, doc):
     check_callable(method, "method")
     repetitions = check_positive_int(repetitions, "repetitions")
@@ -174,10 +100,10 @@ def _noise_wrapper(method, repetitions, noise, seed, batch_size, reduce, suffix,
         def wrapper(model, inputs, indices=None, **options):
             if reduce is _mean and repetitions == 1:  # one clean pass: the method
                 return method(model, inputs, indices, **options)
-            logits, maps = _noisy_passes(
+            logits, maps = noisy_passes(
                 method, model, inputs, indices, options, settings
             )
-            return tf.reduce_mean(logits, axis=0), reduce(maps)
+            return tf.reduce_mean(logits, axis=0), tf.nest.map_structure(reduce, maps)
 
         return _wrap(method, wrapper, suffix, doc, named)
 
@@ -208,6 +134,11 @@ _NOISE_ARGS = """
             fresh noise each call.
         batch_size: at most this many images per call of `method`: the noisy
             copies are evaluated several batches at a time.
+
+    With several inputs (a tuple, list or dict), every float input gets its
+    own noise (seeded by its own content and its place in the nest); other
+    inputs (integer ids, say) are copied unchanged. Each map (one per input,
+    or the one map of a CAM) is reduced over the passes.
 
     Returns:
         A method with the same contract, named `"<method>_{suffix}"`.
@@ -336,10 +267,17 @@ def tta(
     out the unscaled passes, so its result was too large by a constant factor;
     this is the true mean. `tta(m, scales=(1.0,), hflip=False)` equals `m`.
 
-    The model must accept the rescaled inputs. Exposed models do (they run
-    layer by layer); a functional model with a fixed input shape refuses
-    other sizes, so expose it first, even with no activations:
-    `tta(gradients)(expose(model, arguments=[]), x, y)`.
+    The model must accept the rescaled inputs. Functional and Sequential
+    models do (methods run them layer by layer); a model that fixes its input
+    size in its arithmetic (a `Flatten` before a `Dense`) refuses other sizes.
+
+    Images are the float inputs of rank 4, laid out as the method's
+    `spatial_axis` says (channels-first too); maps are channels-last `(B, H',
+    W', L)` and are mirrored back on their width axis. With several inputs (a
+    tuple, list or dict), every image input is rescaled and mirrored in each
+    pass, each by its own size; the other inputs (vectors, integer ids) are
+    passed unchanged, since they have no height or width: their maps are
+    averaged over the passes as they are, without resizing or mirroring.
 
     Args:
         method: any method `fn(model, inputs, indices=None, **options)`.
@@ -401,34 +339,73 @@ def _tta(method: Callable, scales: tuple, hflip: bool, resize_method: str):
     """The function `tta` returns (before naming)."""
 
     def wrapper(model, inputs, indices=None, **options):
-        x = tf.convert_to_tensor(inputs, tf.float32)
-        width_axis = options.get("spatial_axis", (-3, -2))[-1]
+        spatial_axis = options.get("spatial_axis", (-3, -2))
+        x = tf.nest.map_structure(as_input, inputs)
         logits, maps = method(model, x, indices, **options)
-        size = maps.shape[1:3] if None not in maps.shape[1:3] else tf.shape(maps)[1:3]
         total_logits, total_maps, passes = logits, maps, 1
-
-        def one_pass(images: tf.Tensor, flip: bool) -> tuple[tf.Tensor, tf.Tensor]:
-            if flip:
-                images = tf.reverse(images, axis=[2])
-            pass_logits, pass_maps = method(model, images, indices, **options)
-            if flip:
-                pass_maps = tf.reverse(pass_maps, axis=[width_axis])
-            if pass_maps.shape[1:3] != maps.shape[1:3] or None in maps.shape[1:3]:
-                pass_maps = tf.image.resize(pass_maps, size, method=resize_method)
-            return pass_logits, pass_maps
-
-        runs = [(x, True)] if hflip else []
+        runs = [(None, True)] if hflip else []
         for scale in scales:
-            scaled = tf.image.resize(x, _scaled_size(x, scale), method=resize_method)
-            runs += [(scaled, False)] + ([(scaled, True)] if hflip else [])
-        for images, flip in runs:
-            pass_logits, pass_maps = one_pass(images, flip)
+            runs += [(scale, False)] + ([(scale, True)] if hflip else [])
+        for scale, flip in runs:
+            images = tf.nest.map_structure(
+                lambda t, s=scale, f=flip: _augment(
+                    t, s, f, spatial_axis, resize_method
+                ),
+                x,
+            )
+            pass_logits, pass_maps = method(model, images, indices, **options)
+            pass_maps = tf.nest.map_structure(
+                lambda m, ref, f=flip: _restore(m, ref, f, resize_method),
+                pass_maps,
+                maps,
+            )
             total_logits += pass_logits
-            total_maps += tf.cast(pass_maps, total_maps.dtype)
+            total_maps = tf.nest.map_structure(
+                lambda t, m: t + tf.cast(m, t.dtype), total_maps, pass_maps
+            )
             passes += 1
-        return total_logits / passes, total_maps / passes
+        mean_maps = tf.nest.map_structure(lambda t: t / passes, total_maps)
+        return total_logits / passes, mean_maps
 
     return wrapper
+
+
+def _augment(
+    x: tf.Tensor,
+    scale: float | None,
+    flip: bool,
+    spatial_axis: Sequence[int],
+    resize_method: str,
+) -> tf.Tensor:
+    """An image input (float, rank 4, laid out as `spatial_axis` says)
+    rescaled by `scale` (`None`: not resized) and mirrored left-right if
+    `flip`; any other input unchanged."""
+    if x.shape.rank != 4 or not x.dtype.is_floating:
+        return x
+    image, undo = channels_last(x, spatial_axis)
+    if scale is not None:
+        size = _scaled_size(image, scale)
+        image = tf.image.resize(image, size, method=resize_method)
+    if flip:
+        image = tf.reverse(image, axis=[2])
+    return undo(image)
+
+
+def _restore(
+    maps: tf.Tensor, reference: tf.Tensor, flip: bool, resize_method: str
+) -> tf.Tensor:
+    """The maps `(B, H', W', L)` of an augmented pass mirrored back and resized
+    to the unaugmented pass's maps `reference`; maps of a non-image input
+    (rank other than 4) unchanged."""
+    if maps.shape.rank != 4:
+        return maps
+    if flip:
+        maps = tf.reverse(maps, axis=[2])  # Maps are channels-last in any layout.
+    static = reference.shape[1:3]
+    if maps.shape[1:3] != static or None in static:
+        size = static if None not in static else tf.shape(reference)[1:3]
+        maps = tf.image.resize(maps, size, method=resize_method)
+    return maps
 
 
 __all__ = ["smooth", "squaregrad", "tta", "vargrad", "wrapper_of"]

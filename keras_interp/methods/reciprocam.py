@@ -16,7 +16,8 @@ from keras_interp import filters
 from keras_interp._validation import check_positive_int, received
 from keras_interp.inspection.expose import exposed_layers, is_exposed
 from keras_interp.inspection.units import gather_units
-from keras_interp.methods._base import chunked
+from keras_interp.methods._base import channels_last, chunked, float_inputs
+from keras_interp.methods._cam_activations import image_axes
 from keras_interp.methods.record import OptionSpec, method_record
 
 
@@ -107,10 +108,13 @@ def reciprocam(
 
     Args:
         model: exposed model returning `[scores, activations]` (`expose(model)`),
-            activations `(B, h, w, C)`.
-        inputs: the model's inputs `(B, H, W, C_in)`.
+            activations `(B, h, w, C)` (or `(B, C, h, w)`, channels first).
+        inputs: the model's inputs `(B, H, W, C_in)`, or a tuple/dict of
+            several inputs (one map for the model: the exposed layer's).
         indices: units to explain, int `(B, L)`. Defaults to `None` (all units).
-        spatial_axis: the spatial axes of the activations: `(-3, -2)`.
+        spatial_axis: the inputs' height and width axes: `(-3, -2)`, or
+            `(-2, -1)` for a channels-first model (whose activations are
+            then read channels first too).
         batch_size: masked maps per head pass.
 
     Returns:
@@ -140,20 +144,17 @@ def reciprocam(
             f"`reciprocam(expose(model), x)`. "
             f"{received('model', getattr(model, 'name', model))}"
         )
-    if tuple(int(a) % 4 for a in spatial_axis) != (1, 2):
-        raise ValueError(
-            "`reciprocam` masks (batch, height, width, channels) activations, so "
-            f"`spatial_axis` must be (-3, -2). {received('spatial_axis', spatial_axis)}"
-        )
+    layout = image_axes(spatial_axis, "reciprocam")
     head = _Head(model)
-    inputs = tf.convert_to_tensor(inputs)
-    full, activations = head.run(inputs, head.record)
-    if activations.shape.rank != 4 or None in activations.shape[1:]:
+    inputs = float_inputs(inputs)  # One tensor, or a nest of several inputs.
+    full, raw = head.run(inputs, head.record)
+    if raw.shape.rank != 4 or None in raw.shape[1:]:
         raise ValueError(
             "`reciprocam` needs activations of static shape (batch, height, width,"
-            f" channels); got {tuple(activations.shape)}. "
+            f" channels); got {tuple(raw.shape)}. "
             f"{received('model', getattr(model, 'name', model))}"
         )
+    activations, to_layer = channels_last(raw, layout, "activations")
     selected = tf.cast(gather_units(full, indices), tf.float32)
     batch = tf.shape(activations)[0]
     height, width = int(activations.shape[1]), int(activations.shape[2])
@@ -166,7 +167,8 @@ def reciprocam(
         head.sample = jobs // positions
         mask = tf.one_hot(jobs % positions, positions, dtype=activations.dtype)
         mask = tf.reshape(mask, [-1, height, width, 1])
-        head.masked = tf.gather(activations, head.sample) * mask
+        masked = to_layer(tf.gather(activations, head.sample) * mask)
+        head.masked = tf.cast(masked, raw.dtype)
         values = head.run(inputs, head.head)[0]
         units = None if indices is None else tf.gather(indices, head.sample)
         values = tf.cast(gather_units(values, units), tf.float32)

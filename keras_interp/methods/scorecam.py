@@ -10,12 +10,19 @@ import tensorflow as tf
 from keras_interp import filters
 from keras_interp._validation import check_one_of, check_positive_int, received
 from keras_interp.inspection.units import gather_units
-from keras_interp.methods._base import scores
-from keras_interp.methods.cams import (
+from keras_interp.methods._base import (
+    channels_last,
+    chunked_within,
+    float_inputs,
+    is_nest,
+    scores,
+    size,
+)
+from keras_interp.methods._batching import check_batch_size
+from keras_interp.methods._cam_activations import (
     SPATIAL_AXIS,
     exposed_outputs,
-    float_inputs,
-    spatial_axes,
+    image_axes,
 )
 from keras_interp.methods.record import OptionSpec, method_record
 
@@ -29,6 +36,7 @@ from keras_interp.methods.record import OptionSpec, method_record
         "batch_size": OptionSpec.integer(low=1),
         "max_channels": OptionSpec.integer(low=1, optional=True),
         "rank_by": OptionSpec.choice("mean", "std"),
+        "skip_constant": OptionSpec.boolean(),
     },
 )
 def scorecam(
@@ -37,9 +45,10 @@ def scorecam(
     indices: tf.Tensor | None = None,
     *,
     spatial_axis: int | Sequence[int] = SPATIAL_AXIS,
-    batch_size: int = 32,
+    batch_size: int | tf.Tensor = 32,
     max_channels: int | None = None,
     rank_by: str = "mean",
+    skip_constant: bool = True,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Score-weighted class activation maps, at the input resolution.
 
@@ -74,7 +83,13 @@ def scorecam(
 
     Cost: one forward pass per (sample, channel) plus the baseline's, run as
     forward passes of `batch_size` masked images inside a `tf.while_loop`
-    (traceable with `tf.function` and XLA). `max_channels=k` keeps, per
+    (traceable with `tf.function` and XLA). A channel that is constant over
+    space (all zeros after a ReLU, commonly) has the empty mask `m_k = 0`, so
+    `x * m_k` is the baseline and its weight is exactly `S(x * 0) - S(x * 0)
+    = 0`: with `skip_constant=True` (the default) such channels are not run.
+    The channels to run are moved first and the loop stops after them, so the
+    shapes stay static (XLA compiles it); `skip_constant=False` runs every
+    channel, with the same maps. `max_channels=k` keeps, per
     sample, the `k` channels with the largest mean activation (or, with
     `rank_by="std"`, those that vary most over space, as Faster Score-CAM
     ranks them: a flat channel gives an empty mask), so a 2048-channel
@@ -84,13 +99,17 @@ def scorecam(
         model: exposed model returning `[scores, activations]` (`expose(model)`).
         inputs: float images `(B, H, W, C_in)`.
         indices: units to explain, int `(B, L)`. Defaults to `None` (all units).
-        spatial_axis: the spatial axes of the activations; must be the two
-            axes before the channels, `(-3, -2)`.
-        batch_size: masked images per forward pass (memory bound).
+        spatial_axis: the inputs' height and width axes: `(-3, -2)`, or
+            `(-2, -1)` for channels-first inputs `(B, C_in, H, W)` (the
+            activations are then `(B, C, h, w)`).
+        batch_size: masked images per forward pass (memory bound): an int, or
+            a scalar int tensor (one trace then serves every value).
         max_channels: keep only this many channels per sample. Defaults to
             `None` (all).
         rank_by: how `max_channels` ranks channels: `"mean"` (their mean
             activation) or `"std"` (their spatial standard deviation).
+        skip_constant: do not run the channels that are constant over space
+            (their weight is 0 exactly). Defaults to `True`.
 
     Returns:
         `(scores, maps)` of shapes `(B, L)` and `(B, H, W, L)`: the scores of
@@ -98,9 +117,10 @@ def scorecam(
 
     Raises:
         ValueError: `model` is not exposed, inputs or activations that are not
-            images, a bad `spatial_axis`, a non-positive `batch_size` or
-            `max_channels`.
-        TypeError: a `batch_size` or `max_channels` that is not an integer.
+            images, several inputs (a tuple, list or dict), a bad
+            `spatial_axis`, a non-positive `batch_size` or `max_channels`.
+        TypeError: a `batch_size` or `max_channels` that is not an integer, a
+            `skip_constant` that is not a bool.
 
     Example:
         >>> model = expose(keras_interp.testing.models.gap_dense())
@@ -115,16 +135,20 @@ def scorecam(
         CVPR Workshops 2020. arXiv:1910.01279. Faster Score-CAM: Tabayashi,
         github.com/tabayashi0117/Score-CAM#faster-score-cam.
     """
-    batch_size = check_positive_int(batch_size, "batch_size")
-    check_one_of(rank_by, ("mean", "std"), "rank_by")
-    if max_channels is not None:
-        max_channels = check_positive_int(max_channels, "max_channels")
+    _check_options(batch_size, max_channels, rank_by, skip_constant)
+    if is_nest(inputs):
+        raise ValueError(
+            "`scorecam` masks one image input, so `inputs` must be one image "
+            "tensor, not several inputs (a tuple, list or dict). "
+            f"{received('inputs', type(inputs).__name__)}"
+        )
     inputs = float_inputs(inputs)
     if inputs.shape.rank != 4:
         raise ValueError(
             "`scorecam` masks images, so `inputs` must have shape (batch, height, "
             f"width, channels). {received('inputs', inputs)}"
         )
+    layout = image_axes(spatial_axis, "scorecam")
     full, activations = exposed_outputs(model, inputs, "scorecam")
     if activations.shape.rank != 4:
         raise ValueError(
@@ -132,23 +156,37 @@ def scorecam(
             f"channels); got {tuple(activations.shape)}. "
             f"{received('model', getattr(model, 'name', model))}"
         )
-    if spatial_axes(spatial_axis, 4) != (-3, -2):
-        raise ValueError(
-            "`scorecam` upsamples (batch, height, width, channels) activations, "
-            f"so `spatial_axis` must be (-3, -2). "
-            f"{received('spatial_axis', spatial_axis)}"
-        )
+    x, to_model = channels_last(inputs, layout)
+    activations, _ = channels_last(activations, layout, "activations")
     selected = tf.cast(gather_units(full, indices), tf.float32)
-    masks = _masks(tf.cast(activations, tf.float32), max_channels, rank_by)
-    size = tf.shape(inputs)[1:3]
-    weights = _weights(model, inputs, indices, masks, size, batch_size, selected)
+    masks = _masks(activations, max_channels, rank_by)
+    image_size = tf.shape(x)[1:3]
+    weights = _weights(
+        lambda images, units: scores(model, to_model(images), units)[0],
+        x,
+        indices,
+        masks,
+        batch_size,
+        skip_constant,
+        tf.shape(selected)[1],
+    )
     low = tf.einsum("bhwk,bkl->bhwl", masks, weights)
-    return selected, tf.image.resize(low, size, method="bilinear")
+    return selected, tf.image.resize(low, image_size, method="bilinear")
+
+
+def _check_options(batch_size, max_channels, rank_by, skip_constant) -> None:
+    """Validate the options; a tensor `batch_size` (the engine's chunk size,
+    a run-time value) is taken as it is."""
+    check_batch_size(batch_size)
+    check_one_of(rank_by, ("mean", "std"), "rank_by")
+    if max_channels is not None:
+        check_positive_int(max_channels, "max_channels")
+    OptionSpec.boolean().validate(skip_constant, "skip_constant")
 
 
 def _masks(activations: tf.Tensor, max_channels: int | None, rank_by: str):
     """Min-max normalised channels `(B, h, w, k)`, the `k` best ranked ones
-    when `max_channels` is given."""
+    when `max_channels` is given (a constant channel gives zeros)."""
     if max_channels is not None and max_channels < activations.shape[-1]:
         rank = tf.math.reduce_std if rank_by == "std" else tf.reduce_mean
         spread = rank(activations, axis=(1, 2))
@@ -159,47 +197,68 @@ def _masks(activations: tf.Tensor, max_channels: int | None, rank_by: str):
     return tf.math.divide_no_nan(activations - low, high - low)
 
 
+def live_first(live: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """`(order, count)`: the indices of a boolean vector `(N,)`, its True
+    entries first (in order), and how many are True."""
+    order = tf.argsort(tf.cast(tf.logical_not(live), tf.int32), stable=True)
+    return order, tf.reduce_sum(tf.cast(live, tf.int32))
+
+
 def _weights(
-    model: Any,
-    inputs: tf.Tensor,
+    score: Any,
+    x: tf.Tensor,
     indices: Any,
     masks: tf.Tensor,
-    size: tf.Tensor,
-    batch_size: int,
-    selected: tf.Tensor,
+    batch_size: Any,
+    skip_constant: bool,
+    units: tf.Tensor,
 ) -> tf.Tensor:
     """`S(x * m_k) - S(x * 0)` as `(B, k, L)`, `batch_size` images per pass.
 
     The baseline is one more all-zero mask per sample, so it shares the loop
     (and its trace) with the channels. Pair `p` of the flat list of
-    `B * (k + 1)` masked images is sample `p // (k + 1)`, mask `p % (k + 1)`.
+    `B * (k + 1)` masks is sample `p // (k + 1)`, mask `p % (k + 1)`. With
+    `skip_constant`, only the pairs whose mask is not all zero (and the
+    baselines) are scored, listed first by `live_first`; the others get the
+    weight 0 they would get (their masked image is the baseline).
+
+    Args:
+        score: `score(images (N, H, W, C_in) channels last, units) -> (N, L)`.
+        x: channels-last images `(B, H, W, C_in)`.
+        indices: units `(B, L)` or None.
+        masks: normalised channels `(B, h, w, k)`.
+        batch_size: masked images per pass (int or scalar int32 tensor).
+        skip_constant: score only the non-empty masks.
+        units: `L`, a scalar int32 tensor.
     """
     masks = tf.concat([masks, tf.zeros_like(masks[..., :1])], axis=-1)
-    per_sample = tf.shape(masks)[-1]
+    per_sample = size(masks, 3)
     shape = tf.concat([[-1], tf.shape(masks)[1:3], [1]], axis=0)
     flat = tf.reshape(tf.transpose(masks, (0, 3, 1, 2)), shape)
-    total = tf.shape(flat)[0]
-    samples, channels = masks.shape[0], masks.shape[-1]
-    known = samples is not None and channels is not None
-    chunk = min(batch_size, samples * channels) if known else batch_size
-    num_chunks = (total + chunk - 1) // chunk
+    pairs = size(x, 0) * per_sample
+    baseline = tf.range(pairs) % per_sample == per_sample - 1
+    live = tf.reduce_max(flat, axis=(1, 2, 3)) > 0
+    live = tf.logical_or(live, baseline) if skip_constant else tf.ones_like(live)
+    order, count = live_first(live)
     if indices is not None:
         indices = tf.cast(indices, tf.int32)
+    image_size = tf.shape(x)[1:3]
 
-    def masked_scores(step: tf.Tensor) -> tf.Tensor:
-        pairs = tf.minimum(step * chunk + tf.range(chunk), total - 1)
-        samples = pairs // per_sample
-        upsampled = tf.image.resize(tf.gather(flat, pairs), size, method="bilinear")
-        images = tf.gather(inputs, samples) * upsampled
-        units = None if indices is None else tf.gather(indices, samples)
-        return tf.cast(scores(model, images, units)[0], tf.float32)
+    def update(state, jobs, valid):
+        del valid  # A padded job repeats the last one: same row, same value.
+        chosen = tf.gather(order, jobs)
+        sample = chosen // per_sample
+        upsampled = tf.image.resize(
+            tf.gather(flat, chosen), image_size, method="bilinear"
+        )
+        images = tf.gather(x, sample) * upsampled
+        rows = None if indices is None else tf.gather(indices, sample)
+        values = tf.cast(score(images, rows), tf.float32)
+        return tf.tensor_scatter_nd_update(state, chosen[:, None], values)
 
-    parts = tf.map_fn(
-        masked_scores,
-        tf.range(num_chunks),
-        fn_output_signature=tf.TensorSpec((chunk, selected.shape[-1]), tf.float32),
-        parallel_iterations=1,
-    )
-    parts = tf.reshape(parts, (-1, tf.shape(parts)[-1]))[:total]
-    parts = tf.reshape(parts, (tf.shape(inputs)[0], per_sample, -1))
-    return parts[:, :-1] - parts[:, -1:]
+    state = tf.zeros(tf.stack([pairs, units]))
+    state = chunked_within(count, pairs, batch_size, update, state)
+    parts = tf.reshape(state, tf.stack([-1, per_sample, units]))
+    weights = parts[:, :-1] - parts[:, -1:]
+    live = tf.reshape(live, tf.stack([-1, per_sample]))[:, :-1, None]
+    return tf.where(live, weights, 0.0)

@@ -16,6 +16,7 @@ from keras_interp._validation import (
     check_positive_int,
     received,
 )
+from keras_interp.engine.cache import cached_variant
 
 #: What a perturbation metric reads from the model.
 SCORES = ("probability", "logit", "output")
@@ -50,9 +51,6 @@ class MetricResult:
         return f"MetricResult({self.name}: mean={self.mean:.4f}, n={len(self.values)})"
 
 
-_LOGITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def logits_model(model: Any) -> Any:
     """The model's logits (pre-softmax scores) as a callable, cached per model."""
     from keras_interp.inspection.expose import expose, is_exposed
@@ -61,16 +59,10 @@ def logits_model(model: Any) -> Any:
     if is_exposed(model) or not has_graph(model):
         return model
     try:
-        cached = _LOGITS.get(model)
-    except TypeError:
-        cached = None
-    if cached is None:
-        cached = expose(weakref.proxy(model), arguments=[])
-        try:
-            _LOGITS[model] = cached
-        except TypeError:
-            pass
-    return cached
+        proxy = weakref.proxy(model)
+    except TypeError:  # not weakly referenceable: nothing to cache against
+        return expose(model, arguments=[])
+    return cached_variant(model, "logits", lambda: expose(proxy, arguments=[]))
 
 
 def scorer(model: Any, score: str) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
@@ -199,24 +191,19 @@ def require_method(method: Any, metric: str) -> Any:
     return method
 
 
-_STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def _cached_step(model: Any, score: str, build: Callable, key: Any) -> Callable:
     """One `tf.function` per (model, score, metric kind and options)."""
-    try:
-        cache = _STEPS.setdefault(model, {})
-    except TypeError:  # not weakly referenceable: no caching
-        cache = {}
-    if (score, key) not in cache:
+
+    def make() -> Callable:
         score_fn = scorer(model, score)
 
         @tf.function(reduce_retracing=True)
         def step(data: tuple, *chunk: tf.Tensor) -> tf.Tensor:
             return score_fn(*build(data, *chunk))
 
-        cache[(score, key)] = step
-    return cache[(score, key)]
+        return step
+
+    return cached_variant(model, ("metric step", score, key), make)
 
 
 def perturbed_scores(
@@ -288,6 +275,21 @@ def rank_pixels(maps: np.ndarray, seed: int) -> np.ndarray:
     ranks = np.empty_like(order)
     np.put_along_axis(ranks, order, np.arange(flat.shape[1])[None], axis=1)
     return ranks.reshape(maps.shape).astype(np.int32)
+
+
+def ratio(numerator: Any, denominator: Any, default: Any) -> np.ndarray:
+    """`numerator / denominator` where the denominator is positive, else
+    `default` (broadcast), without division warnings."""
+    denominator = np.asarray(denominator)
+    positive = denominator > 0
+    return np.where(positive, numerator / np.where(positive, denominator, 1), default)
+
+
+def min_max(flat: np.ndarray, constant: float) -> np.ndarray:
+    """Rows of `flat` `(B, N)` scaled to [0, 1]; a constant row becomes
+    `constant` everywhere."""
+    low = flat.min(axis=1, keepdims=True)
+    return ratio(flat - low, flat.max(axis=1, keepdims=True) - low, constant)
 
 
 def correlation(a: np.ndarray, b: np.ndarray, kind: str = "pearson") -> np.ndarray:

@@ -6,7 +6,12 @@ from typing import Any
 
 import numpy as np
 
-from keras_interp.metrics._common import MetricResult, check_inputs, resolve_maps
+from keras_interp.metrics._common import (
+    MetricResult,
+    check_inputs,
+    ratio,
+    resolve_maps,
+)
 
 
 def _magnitudes(model, x, y, method, maps, batch_size) -> np.ndarray:
@@ -48,6 +53,13 @@ def sparseness(
     Returns:
         `MetricResult` with one Gini index per image, in [0, 1).
 
+    Example:
+        >>> one_pixel = np.zeros((1, 4, 4))
+        >>> one_pixel[0, 1, 2] = 5.0
+        >>> uniform = np.ones((1, 4, 4))
+        >>> sparseness(None, None, maps=np.concatenate([one_pixel, uniform])).values
+        array([0.9375, 0.    ])
+
     References:
         Chalasani et al., Concise Explanations of Neural Networks using
         Adversarial Training, ICML 2020. arXiv:1810.06583.
@@ -55,10 +67,8 @@ def sparseness(
     a = np.sort(_magnitudes(model, x, y, method, maps, batch_size), axis=1)
     n = a.shape[1]
     i = np.arange(1, n + 1)
-    total = a.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        gini = ((2 * i - n - 1) * a).sum(axis=1) / (n * total)
-    return MetricResult("sparseness", np.where(total > 0, gini, 0.0))
+    gini = ratio(((2 * i - n - 1) * a).sum(axis=1), n * a.sum(axis=1), 0.0)
+    return MetricResult("sparseness", gini)
 
 
 def complexity(
@@ -85,7 +95,7 @@ def complexity(
     """
     a = _magnitudes(model, x, y, method, maps, batch_size)
     total = a.sum(axis=1, keepdims=True)
-    p = np.where(total > 0, a / np.where(total > 0, total, 1.0), 1.0 / a.shape[1])
+    p = ratio(a, total, 1.0 / a.shape[1])
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(p > 0, -p * np.log(p), 0.0)
     return MetricResult("complexity", terms.sum(axis=1))

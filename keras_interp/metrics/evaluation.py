@@ -94,8 +94,18 @@ def evaluate(
             bad inputs (as each metric).
 
     Example:
-        >>> table = evaluate(["gradcam", "gradients"], model, x, y,
-        ...                  metrics=["deletion", "pointing_game"], masks=masks)
+        >>> from keras_interp.testing.models import gap_dense
+        >>> model = gap_dense()  # a tiny CNN on 8x8 images, 3 classes
+        >>> x = np.random.default_rng(0).uniform(size=(2, 8, 8, 3))
+        >>> masks = np.zeros((2, 8, 8), bool)
+        >>> masks[:, 2:6, 2:6] = True  # where the evidence is
+        >>> table = evaluate(["gradcam", "gradients"], model, x,
+        ...                  metrics=["deletion", "pointing_game"], masks=masks,
+        ...                  verbose=0)
+        >>> table.index.tolist(), table.columns.tolist()
+        (['gradcam', 'gradients'], ['deletion', 'pointing_game'])
+        >>> table.attrs["results"]["gradcam"]["deletion"].curves.shape
+        (2, 11)
     """
     import pandas as pd
 

@@ -169,8 +169,14 @@ def deletion(
         ValueError: bad images, labels, maps or options.
 
     Example:
-        >>> result = deletion(model, x, y, method="gradcam", steps=8)
-        >>> result.mean, result.curves.shape
+        >>> from keras_interp.testing.models import gap_dense
+        >>> model = gap_dense()  # a tiny CNN on 8x8 images, 3 classes
+        >>> x = np.random.default_rng(0).uniform(size=(2, 8, 8, 3))
+        >>> result = deletion(model, x, method="gradcam", steps=8)
+        >>> result.values.shape, result.curves.shape
+        ((2,), (2, 9))
+        >>> bool(0.0 <= result.mean <= 1.0)  # an area under probabilities
+        True
 
     References:
         Petsiuk et al., RISE: Randomized Input Sampling for Explanation of

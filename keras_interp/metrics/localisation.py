@@ -11,7 +11,9 @@ from keras_interp.metrics._common import (
     MetricResult,
     check_inputs,
     check_maps,
+    min_max,
     rank_pixels,
+    ratio,
     resolve_maps,
 )
 
@@ -118,6 +120,18 @@ def pointing_game(
     Returns:
         `MetricResult` with 1.0 (hit), 0.0 (miss) or the tied share per image.
 
+    Example:
+        >>> x = np.zeros((3, 4, 4, 3))
+        >>> masks = np.zeros((3, 4, 4), bool)
+        >>> masks[:, :2, :2] = True  # the object: the top-left quarter
+        >>> maps = np.zeros((3, 4, 4))
+        >>> maps[0, 0, 1] = 1.0  # peak on the object
+        >>> maps[1, 3, 3] = 1.0  # peak off the object
+        >>> pointing_game(None, x, maps=maps, masks=masks).values  # 2: all tied
+        array([1.  , 0.  , 0.25])
+        >>> pointing_game(None, x, maps=maps, masks=masks, tolerance=3.0).values
+        array([1., 1., 1.])
+
     Raises:
         ValueError: bad or empty masks, bad maps, labels or tolerance.
 
@@ -165,10 +179,7 @@ def relevance_mass(
     maps, masks = _inputs(model, x, y, method, maps, masks, batch_size)
     positive = np.maximum(maps, 0.0).reshape(len(maps), -1)
     inside = (positive * masks.reshape(len(maps), -1)).sum(1)
-    total = positive.sum(1)
-    return MetricResult(
-        "relevance_mass", np.where(total > 0, inside / np.where(total > 0, total, 1), 0)
-    )
+    return MetricResult("relevance_mass", ratio(inside, positive.sum(1), 0.0))
 
 
 def relevance_rank(
@@ -227,9 +238,6 @@ def energy_pointing_game(
     """
     maps, boxes = _inputs(model, x, y, method, maps, masks, batch_size, boxes=True)
     b = len(maps)
-    flat = maps.reshape(b, -1)
-    low = flat.min(1, keepdims=True)
-    span = flat.max(1, keepdims=True) - low
-    energy = np.where(span > 0, (flat - low) / np.where(span > 0, span, 1), 1.0)
+    energy = min_max(maps.reshape(b, -1), constant=1.0)
     values = (energy * boxes.reshape(b, -1)).sum(1) / energy.sum(1)
     return MetricResult("energy_pointing_game", values)

@@ -114,15 +114,10 @@ def road(
     lower is better) or least relevant (`"lerf"`, higher is better) are
     removed and imputed with `noisy_linear_impute`, so that the removal leaks
     no shape information (the debiasing of ROAD). The value is the mean score
-    over the percentages.
+    over the percentages. `model`, `x`, `y`, `method`, `maps` and
+    `batch_size` as in `deletion`.
 
     Args:
-        model: the classifier.
-        x: images `(B, H, W, C)`.
-        y: class indices `(B,)`, or `None` for the predicted classes.
-        method: the attribution method, used when `maps` is `None`.
-        maps: precomputed maps `(B, H, W)`.
-        batch_size: perturbed copies per forward pass.
         seed: seed of the imputation noise and of ties in the order.
         percentages: shares of pixels removed, in (0, 1).
         order: `"morf"` (most relevant first) or `"lerf"`.

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 import keras
 import numpy as np
 
 from keras_interp._validation import check_one_of, received
+from keras_interp.engine.cache import cached_variant
 from keras_interp.metrics._common import (
     MetricResult,
     check_inputs,
@@ -18,20 +18,19 @@ from keras_interp.metrics._common import (
 )
 from keras_interp.metrics.similarity import map_similarity
 
-_CLONES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
 
 def _clone(model: Any) -> Any:
     """A copy of `model` with its own variables (nested models copied too),
-    made once per model and reset to the model's current weights each call,
-    so the engine's compiled steps for it are reused (e.g. in a callback)."""
-    try:
-        clone = _CLONES.get(model)
-    except TypeError:
-        clone = None
-    if clone is not None:
-        clone.set_weights(model.get_weights())
-        return clone
+    made once per model (in the engine's per-model cache) and reset to the
+    model's current weights each call, so the engine's compiled steps for it
+    are reused (e.g. in a callback)."""
+    clone = cached_variant(model, "randomisation clone", lambda: _new_clone(model))
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def _new_clone(model: Any) -> Any:
+    """A fresh copy of `model` sharing no variable with it."""
     module = type(model).__module__
     try:
         if module.startswith("tf_keras"):
@@ -46,16 +45,11 @@ def _clone(model: Any) -> Any:
             f"clone (the user's model is never modified): {error}. "
             f"{received('model', model)}"
         ) from error
-    clone.set_weights(model.get_weights())
     if {id(v) for v in clone.weights} & {id(v) for v in model.weights}:
         raise TypeError(
             "Cloning `model` shared variables with it, so randomising the clone "
             f"would change the model. {received('model', model)}"
         )
-    try:
-        _CLONES[model] = clone
-    except TypeError:
-        pass
     return clone
 
 

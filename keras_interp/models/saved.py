@@ -36,6 +36,8 @@ def freeze_function(function: Any) -> tuple[tf.compat.v1.GraphDef, list, Any]:
         `function.structured_outputs` with each tensor replaced by its name.
 
     Example:
+        >>> from keras_interp.testing.models import gap_dense
+        >>> net = gap_dense(size=32)
         >>> fn = tf.function(lambda x: net(x)).get_concrete_function(
         ...     tf.TensorSpec([None, 32, 32, 3], tf.float32, name="input"))
         >>> graph_def, inputs, outputs = freeze_function(fn)
@@ -103,10 +105,19 @@ def load_saved_model(
         TypeError: `handle` of another type (a Keras model: use `KerasModel`).
 
     Example:
-        >>> model = load_saved_model("exported_model/")
+        >>> import tempfile
+        >>> from keras_interp.testing.models import gap_dense
+        >>> exported_model = tempfile.mkdtemp()
+        >>> gap_dense(size=16).export(exported_model, verbose=False)
+        >>> model = load_saved_model(exported_model)
+        >>> images = np.random.default_rng(0).uniform(size=(2, 16, 16, 3))
         >>> logits, maps = keras_interp.methods.gradients(model.exposed(), images)
-        >>> layer = "StatefulPartitionedCall/functional/conv/Relu"
+        >>> layer = next(n for n in model.output_layer_names if n.endswith("/Relu"))
+        >>> layer  # doctest: +ELLIPSIS
+        'StatefulPartitionedCall/.../Relu'
         >>> logits, cams = keras_interp.methods.gradcam(model.exposed(layer), images)
+        >>> cams.shape
+        TensorShape([2, 16, 16, 3])
 
     References:
         TensorFlow, "Using the SavedModel format" and TF-Hub's reusable

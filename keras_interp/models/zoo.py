@@ -78,8 +78,9 @@ class GooglenetModel(FrozenGraphModel):
         ValueError: the file is not the inception5h graph.
 
     Example:
-        >>> model = GooglenetModel()
-        >>> model.get_activation_for_image("photo.png", "mixed4d").shape
+        >>> model = GooglenetModel()  # doctest: +SKIP
+        >>> model.get_activation_for_image(  # doctest: +SKIP
+        ...     "photo.png", "mixed4d").shape
         (103488,)
 
     References:
@@ -133,9 +134,9 @@ class MobilenetModel(FrozenGraphModel):
         ValueError: the file is not the MobileNet v1 graph.
 
     Example:
-        >>> model = MobilenetModel()
+        >>> model = MobilenetModel()  # doctest: +SKIP
         >>> layer = "MobilenetV1/MobilenetV1/Conv2d_12_depthwise/Relu6"
-        >>> model.get_activation_for_image("photo.png", layer).shape
+        >>> model.get_activation_for_image("photo.png", layer).shape  # doctest: +SKIP
         (25088,)
 
     References:
@@ -250,10 +251,20 @@ def resolve_model_layer(model_layer: Any) -> tuple[Model, str]:
         DownloadError: a string model whose graph cannot be found or fetched.
 
     Example:
-        >>> model, layer = resolve_model_layer("googlenet_4d")
-        >>> layer
+        >>> model, layer = resolve_model_layer("googlenet_4d")  # doctest: +SKIP
+        >>> layer  # doctest: +SKIP
         'mixed4d'
-        >>> resolve_model_layer((KerasModel(net, (-1, 1)), "backbone/out_relu"))
+
+        A Keras model of your own, with its layer found at any depth:
+
+        >>> backbone = keras.Sequential(
+        ...     [keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, name="out_relu")],
+        ...     name="backbone")
+        >>> net = keras.Sequential([keras.Input((8, 8, 3)), backbone,
+        ...     keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
+        >>> model, layer = resolve_model_layer((KerasModel(net, (-1, 1)), "out_relu"))
+        >>> layer
+        'backbone/out_relu'
 
     References:
         Google Research, CAVlib, `activations.get_model_layer_info`, 2022.

@@ -107,6 +107,81 @@ def read_head(model: Any, seed: int = 0) -> Head:
     return Head(int(shape[1]), logits_model, model, mode)
 
 
+#: Key prefix of the method outputs holding the full logits a method computed.
+SCORES = "_scores_"
+
+
+def gathered_from(
+    logits: tf.Tensor, classes: tf.Tensor, width: int
+) -> tf.Tensor | None:
+    """The full scores `(B, width)` that a method's `logits` were gathered from.
+
+    Methods return the logits of the requested classes, `tf.gather(scores,
+    classes, batch_dims=1)` (`inspection.gather_units`) of the scores of
+    their own forward pass. Walking back from `logits` through `Identity` and
+    `Cast` ops in the traced graph finds `scores` when that gather made them
+    directly (not inside a loop, not averaged over perturbed copies).
+
+    Args:
+        logits: a method's logits `(B, L)`, a symbolic tensor.
+        classes: the class indices `(B, L)` the method was given.
+        width: the number of classes `K`.
+
+    Returns:
+        The symbolic `(B, K)` tensor, or `None` when `logits` are not such a
+        gather of `classes`.
+    """
+    if tf.executing_eagerly() or not hasattr(logits, "op"):
+        return None
+
+    def source(tensor: Any) -> Any:
+        while tensor.op.type in ("Identity", "Cast"):
+            tensor = tensor.op.inputs[0]
+        return tensor
+
+    gathered = source(logits)
+    op = gathered.op
+    if op.type != "GatherV2" or op.get_attr("batch_dims") != 1:
+        return None
+    scores, indices = op.inputs[0], source(op.inputs[1])
+    if indices.name != source(classes).name or scores.dtype != tf.float32:
+        return None
+    if scores.shape.rank != 2 or scores.shape[-1] != width:
+        return None
+    return scores
+
+
+def reusable_scores(
+    core: Callable, head: Head, size: tuple[int, int], channels: int, seed: int = 0
+) -> str | None:
+    """The first `SCORES` output of `core` that equals the head's logits.
+
+    `core(images, classes)` returns each method's maps and, where
+    `gathered_from` found them, the full scores of the method's forward pass.
+    They replace the head's own forward pass only where they equal its
+    logits, checked on a random probe batch (a method whose model ends at a
+    softmax gives probabilities, one averaging perturbed copies others).
+
+    Returns:
+        The output key, or `None` when no method's scores are the logits.
+    """
+    probe = np.random.default_rng(seed).uniform(-1, 1, (2, *size, channels))
+    probe = tf.constant(probe, tf.float32)
+    outputs = core(probe, tf.zeros((2, 1), tf.int32))
+    keys = sorted(
+        (k for k in outputs if k.startswith(SCORES)),
+        key=lambda k: int(k[len(SCORES) :]),
+    )
+    if not keys:
+        return None
+    expected = np.asarray(head.logits(probe))
+    scale = max(float(np.abs(expected).max()), 1e-6)
+    for key in keys:
+        if np.allclose(outputs[key], expected, rtol=1e-4, atol=1e-5 * scale):
+            return key
+    return None
+
+
 def overlay_png(pixels: tf.Tensor, maps: tf.Tensor, alpha: float = 0.5) -> tf.Tensor:
     """PNG-encoded overlays of the first map channel over `pixels`.
 

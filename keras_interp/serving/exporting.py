@@ -25,7 +25,13 @@ from keras_interp._validation import (
 )
 from keras_interp.engine import compiled_function
 from keras_interp.serving import preprocessing as prep
-from keras_interp.serving._graph import overlay_png, read_head
+from keras_interp.serving._graph import (
+    SCORES,
+    gathered_from,
+    overlay_png,
+    read_head,
+    reusable_scores,
+)
 
 #: Signature names and what they take.
 SIGNATURES = {
@@ -92,7 +98,10 @@ def export(
       postprocessing=postprocessing)`, maps resized to the images.
     - `explain_classes`: `images` and `classes` int32 `(B, L)` -> the same
       for the given classes (a signature's inputs are all required in TF
-      Serving, hence two signatures).
+      Serving, hence two signatures). It costs one forward pass: the logits
+      and probabilities come from the logits the first method whose model
+      gives the head's logits computed anyway (checked at export on a probe
+      batch; e.g. Grad-CAM's exposed model), else from one more pass.
     - `explain_images`: `image_bytes` string `(B,)` (JPEG, PNG, BMP, GIF) ->
       the outputs of `explain`; decoding, `resize_mode` to `image_size` and
       the `preprocessing` value range run in the graph
@@ -167,7 +176,22 @@ def export(
     class_spec = tf.TensorSpec((None, None), tf.int32, name="classes")
     bytes_spec = tf.TensorSpec((None,), tf.string, name="image_bytes")
 
-    def explain_core(images, classes, logits_all) -> dict:
+    def explain_core(images, classes) -> dict:
+        outputs = {}
+        for index, (name, step, _) in enumerate(steps):
+            logits, outputs[name] = step(images, classes)
+            scores = gathered_from(logits, classes, head.classes)
+            if scores is not None:  # the method's full logits, for reuse
+                outputs[f"{SCORES}{index}"] = scores
+        return outputs
+
+    # Traced once and called by every signature, so each method traces once.
+    core = tf.function(
+        explain_core, input_signature=[image_spec, class_spec], autograph=False
+    )
+    reused = reusable_scores(core, head, size, channels)
+
+    def finish(images, classes, logits_all, maps) -> dict:
         outputs = {
             "classes": classes,
             "logits": tf.gather(logits_all, classes, batch_dims=1),
@@ -175,21 +199,13 @@ def export(
         if include_probabilities:
             probabilities = head.probabilities(images, logits_all)
             outputs["probabilities"] = tf.gather(probabilities, classes, batch_dims=1)
-        for name, step, _ in steps:
-            outputs[name] = step(images, classes)[1]
+        outputs.update((k, v) for k, v in maps.items() if not k.startswith(SCORES))
         return outputs
-
-    # Traced once and called by every signature, so each method traces once.
-    core = tf.function(
-        explain_core,
-        input_signature=[image_spec, class_spec, tf.TensorSpec((None, None))],
-        autograph=False,
-    )
 
     def explain_top(images: tf.Tensor) -> dict:
         logits_all = head.logits(images)
         classes = tf.math.top_k(logits_all, k=top_k).indices
-        outputs = core(images, classes, logits_all)
+        outputs = finish(images, classes, logits_all, core(images, classes))
         return {
             key: tf.ensure_shape(
                 value, (None, top_k) if value.shape.rank == 2 else (None, *size, top_k)
@@ -204,7 +220,11 @@ def export(
         return explain_top(images)
 
     def explain_classes(images, classes):
-        return core(images, classes, head.logits(images))
+        maps = core(images, classes)
+        # One forward pass: the logits a method computed, when they are the
+        # head's (checked on a probe batch), else the head's own pass.
+        logits_all = maps[reused] if reused else head.logits(images)
+        return finish(images, classes, logits_all, maps)
 
     def explain_images(image_bytes):
         images, pixels = prep.prepare_images(

@@ -24,10 +24,13 @@ Leap (`leap`, `leap_config`, `prototypes`, `class_entanglement`,
 
 Example:
     >>> from keras_interp import synthesis as syn
-    >>> param = syn.fourier_image((1, 64, 64, 3))
-    >>> result = syn.render(model, syn.channel("conv", 3), param, steps=128)
+    >>> from keras_interp.testing.models import gap_dense
+    >>> model = gap_dense(size=32)  # a Conv2D layer "conv" with 4 channels
+    >>> param = syn.fourier_image((1, 32, 32, 3))
+    >>> result = syn.render(model, syn.channel("conv", 3), param, steps=16,
+    ...                     verbose=0)
     >>> result.images.shape
-    (1, 64, 64, 3)
+    (1, 32, 32, 3)
 """
 
 from keras_interp.synthesis.class_entanglement import Entanglement, entanglement

@@ -48,8 +48,12 @@ class Context:
         ValueError: `alpha=True` but `images` has fewer than 2 channels.
 
     Example:
-        >>> ctx = Context(images=x, inputs=x, layers={"conv": a}, logits=z)
-        >>> channel("conv", 0)(ctx)
+        >>> from keras_interp.synthesis import channel
+        >>> x = tf.fill((1, 4, 4, 3), 0.5)
+        >>> a = tf.reshape(tf.range(32.0), (1, 4, 4, 2))  # channel 0: 0, 2, ..., 30
+        >>> ctx = Context(images=x, inputs=x, layers={"conv": a})
+        >>> channel("conv", 0)(ctx).numpy()  # the channel's mean, per image
+        array([15.], dtype=float32)
     """
 
     def __init__(

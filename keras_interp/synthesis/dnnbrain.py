@@ -135,8 +135,11 @@ def synthesis_image(
             `unit` or `channel`.
 
     Example:
+        >>> model = keras_interp.testing.models.gap_dense(size=16)
         >>> image = synthesis_image(model, "conv", 3, regular_metric="TV",
-        ...                         regular_lambda=0.01, n_iter=50, verbose=False)
+        ...                         regular_lambda=0.01, n_iter=10, verbose=False)
+        >>> image.shape
+        (16, 16, 3)
 
     References:
         Chen et al., DNNBrain: A Unifying Toolbox for Mapping Deep Neural

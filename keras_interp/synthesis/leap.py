@@ -138,6 +138,7 @@ def generate(
         TypeError: an argument of the wrong type.
 
     Example:
+        >>> import tempfile
         >>> model = keras.Sequential([keras.Input((16, 16, 3)),
         ...     keras.layers.Conv2D(4, 3), keras.layers.GlobalAveragePooling2D(),
         ...     keras.layers.Dense(2)])

@@ -38,6 +38,7 @@ class Objective:
         config: a serialisable description (`get_config`), or None.
 
     Example:
+        >>> from keras_interp.synthesis import total_variation
         >>> obj = channel("conv", 3) - 0.01 * total_variation()
         >>> obj.layers
         ('conv',)

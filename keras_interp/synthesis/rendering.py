@@ -262,6 +262,7 @@ def render(
         TypeError: `objective` is not an `Objective`; `lr` not a number.
 
     Example:
+        >>> from keras_interp.synthesis import channel, pixel_image
         >>> model = keras_interp.testing.models.gap_dense(size=16)
         >>> result = render(model, channel("conv", 0), pixel_image((1, 16, 16, 3)),
         ...                 steps=20, verbose=0)

@@ -9,6 +9,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from keras_interp.methods import gradients
+
 SIZE, CLASSES = 16, 3
 
 
@@ -87,4 +89,64 @@ def runs(log_dir) -> list[str]:
     return sorted(p.name for p in pathlib.Path(log_dir).iterdir() if p.is_dir())
 
 
-__all__ = ["RecordingLogger", "data", "read_run", "runs", "small_cnn", "tf_keras"]
+class FakeClock:
+    """Seconds that pass only when charged."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def charge(self, seconds: float) -> float:
+        self.now += seconds
+        return 0.0
+
+
+CLOCK = FakeClock()  # global, not a closure: the engine keys closures
+#: What each part costs on the fake clock (read at run time, not traced).
+COSTS = {"fast": 0.2, "slow": 0.6, "forward": 0.1, "base": 0.1, "pixel": 1e-5}
+
+
+def fast(model, inputs, indices=None, *, spatial_axis=(-3, -2)):
+    tick = tf.py_function(lambda: CLOCK.charge(COSTS["fast"]), [], tf.float32)
+    with tf.control_dependencies([tick]):
+        return gradients(model, inputs, indices, spatial_axis=spatial_axis)
+
+
+def slow(model, inputs, indices=None, *, spatial_axis=(-3, -2)):
+    tick = tf.py_function(lambda: CLOCK.charge(COSTS["slow"]), [], tf.float32)
+    with tf.control_dependencies([tick]):
+        return gradients(model, inputs, indices, spatial_axis=spatial_axis)
+
+
+def charged(callback):
+    """Make `callback` read the fake clock and pay for its forward pass."""
+    callback.clock = CLOCK
+    forward = callback._probabilities
+
+    def paying():
+        CLOCK.charge(COSTS["forward"])
+        return forward()
+
+    callback._probabilities = paying
+    return callback
+
+
+#: Concept examples for the mirrored run: reddish vs greenish noise, 16 px.
+_RNG = np.random.default_rng(5)
+REDDISH = (_RNG.random((8, 16, 16, 3), dtype=np.float32) * 0.5) + np.float32(
+    [0.5, 0, 0]
+)
+GREENISH = (_RNG.random((8, 16, 16, 3), dtype=np.float32) * 0.5) + np.float32(
+    [0, 0.5, 0]
+)
+MASKS = np.zeros((4, 16, 16), bool)
+MASKS[:, :8, :8] = True
+
+
+__all__ = [
+    "CLOCK", "COSTS", "GREENISH", "MASKS", "REDDISH", "FakeClock",
+    "RecordingLogger", "charged", "data", "fast", "read_run", "runs", "slow",
+    "small_cnn", "tf_keras",
+]  # fmt: skip

@@ -7,7 +7,7 @@ import warnings
 import keras
 import numpy as np
 import pytest
-from callback_helpers import RecordingLogger, read_run, tf_keras
+from callback_helpers import GREENISH, REDDISH, RecordingLogger, read_run, tf_keras
 
 from keras_interp.callbacks import ConceptCallback
 from keras_interp.concepts import (
@@ -152,3 +152,29 @@ def test_arguments_are_checked():
                         random_sets=[RED])  # fmt: skip
     with pytest.raises(ValueError, match="class_index"):
         ConceptCallback({"red": (RED, GREEN)}, x, layer="conv", class_index=-1)
+
+
+def test_under_mirrored_strategy(mirrored_run):
+    """The TCAV numbers logged while `fit` ran under MirroredStrategy equal
+    TCAV recomputed on the final weights."""
+    model, callback = mirrored_run["model"], mirrored_run["concept"]
+    assert callback.errors == [] and not callback.disabled
+    written = read_run(mirrored_run["log_dir"] / "concepts")
+    assert [s for s, _ in written["red/tcav_score"]] == [0, 1]
+    wrapped = KerasModel(model)
+    pair = (wrapped, "conv")
+    sets = []
+    for images in (REDDISH, GREENISH):
+        acts = np.asarray(wrapped.layer_outputs(images, ["conv"])[0])
+        sets.append([TrainingImage(activations={pair: a.ravel()}) for a in acts])
+    cav = train_cav(
+        positive_images=sets[0], negative_images=sets[1], model_layer=pair,
+        random_state=np.random.RandomState(0), verbose=0,
+    )  # fmt: skip
+    derivatives = directional_derivatives(
+        wrapped, mirrored_run["x"][:6], "conv", cav, 1
+    )
+    assert written["red/tcav_score"][-1][1] == pytest.approx(tcav_score(derivatives))
+    assert written["red/derivative_mean"][-1][1] == pytest.approx(
+        derivatives.mean(), rel=1e-4, abs=1e-6
+    )

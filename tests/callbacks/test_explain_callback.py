@@ -1,10 +1,15 @@
-"""ExplainCallback: real `fit` runs, reading back what was written."""
+"""ExplainCallback: real `fit` runs, reading back what was written.
+
+Most tests read one shared `fit` (module fixture `shared`): a Keras 3 CNN
+trained for 4 epochs with one callback per behaviour attached, each logging
+to its own run of one log folder. Tracing `fit` and the methods is most of a
+test's cost, so sharing it keeps the file fast."""
 
 from __future__ import annotations
 
 import csv
+import logging
 import sys
-import time
 import types
 import warnings
 
@@ -12,12 +17,108 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from callback_helpers import RecordingLogger, data, read_run, runs, small_cnn, tf_keras
+from callback_helpers import (
+    COSTS,
+    RecordingLogger,
+    charged,
+    data,
+    read_run,
+    runs,
+    slow,
+    small_cnn,
+    tf_keras,
+)
 from PIL import Image
 
 import keras_interp
 from keras_interp.callbacks import ExplainCallback, grid_size
 from keras_interp.methods import gradients
+
+EPOCHS = 4
+TRACES: list[int] = []  # global, not a closure: the engine keys closures
+
+
+def counting(model, inputs, indices=None, *, spatial_axis=(-3, -2)):
+    TRACES.append(1)  # Python side effect: runs only while tracing
+    return gradients(model, inputs, indices, spatial_axis=spatial_axis)
+
+
+def broken(model, inputs, indices=None, *, spatial_axis=(-3, -2)):
+    raise ValueError("boom: this method always fails")
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    log_dir = tmp_path_factory.mktemp("shared")
+    x, y = data()
+    dataset = tf.data.Dataset.from_tensor_slices((x[:6], y[:6])).batch(4)
+    logger, logged = RecordingLogger(), []
+    wandb = types.SimpleNamespace(Image=lambda a: ("Image", a.shape), log=logged.append)
+    TRACES.clear()
+    records = _Records()
+    library_log = logging.getLogger("keras_interp.callbacks")
+    library_log.addHandler(records)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "wandb", wandb)
+        callbacks = dict(
+            main=ExplainCallback(
+                x[:5], methods=["gradcam", "gradients"], log_dir=log_dir,
+                labels=y[:5], tile_size=32,
+            ),
+            counting=ExplainCallback(x[:4], methods=counting, log_dir=log_dir,
+                                     name="counting"),
+            fixed=ExplainCallback(x[:4], [2, 1, 0, 2], methods="gradients",
+                                  log_dir=log_dir, name="fixed"),
+            true=ExplainCallback(x[:4], "true", labels=y[:4], methods="gradients",
+                                 log_dir=log_dir, name="true"),
+            dataset=ExplainCallback(dataset, "true", methods="gradients",
+                                    log_dir=log_dir, name="dataset"),
+            every2=ExplainCallback(x[:2], methods="gradients", log_dir=log_dir,
+                                   every_n_epochs=2, name="every2"),
+            beyond=ExplainCallback(x[:2], [0, 7], methods="gradients",
+                                   log_dir=log_dir, name="beyond"),
+            broken=ExplainCallback(x[:2], methods=broken, log_dir=log_dir,
+                                   name="broken"),
+            partly=ExplainCallback(x[:2], methods=["gradients", broken],
+                                   log_dir=log_dir, name="partly"),
+            logger=ExplainCallback(x[:2], methods="gradients", log_dir=log_dir,
+                                   logger=logger, tile_size=20, name="logger"),
+            wandb=ExplainCallback(x[:2], methods="gradients", log_dir=log_dir,
+                                  logger="wandb", name="w"),
+            budget=charged(ExplainCallback(
+                x[:2], methods=["gradients", slow], max_seconds=0.5,
+                log_dir=log_dir, name="budget",
+            )),
+        )  # fmt: skip
+        model = small_cnn()
+        tensorboard = keras.callbacks.TensorBoard(str(log_dir))
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                history = model.fit(
+                    x, y, epochs=EPOCHS, batch_size=8, verbose=0,
+                    callbacks=[tensorboard, *callbacks.values()],
+                )  # fmt: skip
+        finally:
+            library_log.removeHandler(records)
+    return types.SimpleNamespace(
+        model=model, x=x, y=y, log_dir=log_dir, history=history, recorder=logger,
+        logged=logged, warnings=[str(w.message) for w in caught],
+        log_messages=records.messages, traces=len(TRACES), **callbacks,
+    )  # fmt: skip
+
+
+def _warnings(shared, name):
+    return [w for w in shared.warnings if f"ExplainCallback {name!r}" in w]
 
 
 def _fit(model, callback, epochs=3, x=None, y=None, **kwargs):
@@ -27,90 +128,88 @@ def _fit(model, callback, epochs=3, x=None, y=None, **kwargs):
     )
 
 
-@pytest.mark.parametrize("framework", [keras, tf_keras], ids=["keras3", "tf_keras"])
-def test_grids_and_scalars_every_epoch(framework, tmp_path):
+def test_grids_and_scalars_every_epoch(shared):
+    assert len(shared.history.history["loss"]) == EPOCHS
+    assert "explanations" in runs(shared.log_dir) and "train" in runs(shared.log_dir)
+    written = read_run(shared.log_dir / "explanations")
+    grids = written["grid"]
+    assert [step for step, _ in grids] == list(range(EPOCHS))
+    for _, image in grids:
+        assert image.shape == (*grid_size(5, 3, 32), 3)
+    for method in ("gradcam", "gradients"):
+        steps = [s for s, _ in written[f"{method}/rank_correlation"]]
+        assert steps == list(range(1, EPOCHS))
+        for _, value in written[f"{method}/rank_correlation"]:
+            assert -1.0 <= value <= 1.0
+    probability = [v for _, v in written["probability"]]
+    assert len(probability) == EPOCHS
+    assert all(1 / 3 - 0.3 < p <= 1 for p in probability)
+    assert shared.main.errors == [] and not shared.main.disabled
+    assert _warnings(shared, "explanations") == []
+
+
+def test_grids_and_scalars_with_tf_keras(tmp_path):
     x, y = data()
-    model = small_cnn(framework)
+    model = small_cnn(tf_keras)
     callback = ExplainCallback(
         x[:5], methods=["gradcam", "gradients"], log_dir=tmp_path, labels=y[:5],
         tile_size=32,
     )  # fmt: skip
-    tensorboard = framework.callbacks.TensorBoard(str(tmp_path))
-    history = model.fit(x, y, epochs=3, verbose=0, callbacks=[tensorboard, callback])
-    assert len(history.history["loss"]) == 3
+    tensorboard = tf_keras.callbacks.TensorBoard(str(tmp_path))
+    history = model.fit(x, y, epochs=2, verbose=0, callbacks=[tensorboard, callback])
+    assert len(history.history["loss"]) == 2
     assert "explanations" in runs(tmp_path) and "train" in runs(tmp_path)
     written = read_run(tmp_path / "explanations")
-    grids = written["grid"]
-    assert [step for step, _ in grids] == [0, 1, 2]
-    for _, image in grids:
+    assert [step for step, _ in written["grid"]] == [0, 1]
+    for _, image in written["grid"]:
         assert image.shape == (*grid_size(5, 3, 32), 3)
     for method in ("gradcam", "gradients"):
-        assert [s for s, _ in written[f"{method}/rank_correlation"]] == [1, 2]
-        for _, value in written[f"{method}/rank_correlation"]:
-            assert -1.0 <= value <= 1.0
-    probability = [v for _, v in written["probability"]]
-    assert len(probability) == 3 and all(1 / 3 - 0.3 < p <= 1 for p in probability)
+        assert [s for s, _ in written[f"{method}/rank_correlation"]] == [1]
     assert callback.errors == [] and not callback.disabled
+    predicted = np.argmax(model.predict(x[:5], verbose=0), axis=1)
+    _, expected = keras_interp.gradients(model, x[:5], predicted[:, None], verbose=0)
+    np.testing.assert_allclose(
+        callback.history["gradients"][-1][1], expected[..., 0], atol=1e-5
+    )
 
 
-def test_logged_maps_are_the_engines_maps(tmp_path):
+def test_logged_maps_are_the_engines_maps(shared):
     """The last logged maps equal a direct `explain` after training, for the
     classes the callback wrote in the row labels (the predicted ones)."""
-    x, y = data()
-    model = small_cnn()
-    callback = ExplainCallback(x[:4], methods="gradcam", log_dir=tmp_path)
-    _fit(model, callback, epochs=2)
-    predicted = np.argmax(model.predict(x[:4], verbose=0), axis=1)
-    _, expected = keras_interp.gradcam(model, x[:4], predicted[:, None], verbose=0)
-    epoch, logged = callback.history["gradcam"][-1]
-    assert epoch == 1
+    model, x = shared.model, shared.x
+    predicted = np.argmax(model.predict(x[:5], verbose=0), axis=1)
+    _, expected = keras_interp.gradcam(model, x[:5], predicted[:, None], verbose=0)
+    epoch, logged = shared.main.history["gradcam"][-1]
+    assert epoch == EPOCHS - 1
     np.testing.assert_allclose(logged, expected[..., 0], atol=1e-5)
 
 
-def test_rank_correlation_is_spearman(tmp_path):
+def test_rank_correlation_is_spearman(shared):
     from scipy.stats import spearmanr
 
-    x, y = data()
-    callback = ExplainCallback(x[:3], methods="gradients", log_dir=tmp_path)
-    _fit(small_cnn(), callback, epochs=2)
-    (_, first), (_, second) = callback.history["gradients"]
+    (_, first), (_, second) = shared.main.history["gradients"][-2:]
     expected = np.mean(
         [spearmanr(a.ravel(), b.ravel()).statistic for a, b in zip(first, second)]
     )
-    ((step, logged),) = read_run(tmp_path / "explanations")[
-        "gradients/rank_correlation"
-    ]
-    assert step == 1 and logged == pytest.approx(expected, abs=1e-5)
+    written = read_run(shared.log_dir / "explanations")
+    step, logged = written["gradients/rank_correlation"][-1]
+    assert step == EPOCHS - 1 and logged == pytest.approx(expected, abs=1e-5)
 
 
-TRACES: list[int] = []  # global, not a closure: the engine keys closures
+def test_compiled_once_no_retrace(shared):
+    assert len(shared.counting.history["counting"]) == EPOCHS
+    assert shared.traces == 1
+    assert shared.counting._forward.experimental_get_tracing_count() == 1
 
 
-def counting(model, inputs, indices=None, *, spatial_axis=(-3, -2)):
-    TRACES.append(1)  # Python side effect: runs only while tracing
-    return gradients(model, inputs, indices, spatial_axis=spatial_axis)
-
-
-def test_compiled_once_no_retrace(tmp_path):
-    TRACES.clear()
-
-    x, y = data()
-    callback = ExplainCallback(x[:4], methods=counting, log_dir=tmp_path)
-    _fit(small_cnn(), callback, epochs=4)
-    assert len(callback.history["counting"]) == 4
-    assert len(TRACES) == 1
-    assert callback._forward.experimental_get_tracing_count() == 1
-
-
-def test_targets_fixed_true_and_validation(tmp_path):
-    x, y = data()
-    fixed = ExplainCallback(x[:4], [2, 1, 0, 2], methods="gradients", log_dir=tmp_path)
-    true = ExplainCallback(
-        x[:4], "true", labels=y[:4], methods="gradients", log_dir=tmp_path, name="t"
-    )
-    _fit(small_cnn(), [fixed, true][0], epochs=1)
-    np.testing.assert_array_equal(fixed.targets, [2, 1, 0, 2])
-    np.testing.assert_array_equal(true.targets, y[:4])
+def test_targets_fixed_true_and_validation(shared):
+    x, y = shared.x, shared.y
+    np.testing.assert_array_equal(shared.fixed.targets, [2, 1, 0, 2])
+    np.testing.assert_array_equal(shared.true.targets, y[:4])
+    assert len(shared.fixed.history["gradients"]) == EPOCHS
+    assert len(shared.true.history["gradients"]) == EPOCHS
+    written = read_run(shared.log_dir / "fixed")
+    assert len(written["probability"]) == EPOCHS
     with pytest.raises(ValueError, match="needs `labels`"):
         ExplainCallback(x[:4], "true")
     with pytest.raises(ValueError, match="Received: targets="):
@@ -129,30 +228,21 @@ def test_targets_fixed_true_and_validation(tmp_path):
         ExplainCallback(x[:4], every_n_epochs=0)
 
 
-def test_a_class_beyond_the_outputs_is_reported_not_raised(tmp_path):
-    x, y = data()
-    callback = ExplainCallback(x[:2], [0, 7], methods="gradients", log_dir=tmp_path)
-    with pytest.warns(RuntimeWarning, match="3 outputs"):
-        history = _fit(small_cnn(), callback, epochs=2)
-    assert len(history.history["loss"]) == 2
+def test_a_class_beyond_the_outputs_is_reported_not_raised(shared):
+    ours = _warnings(shared, "beyond")
+    assert len(ours) == 1 and "3 outputs" in ours[0]
+    assert len(shared.history.history["loss"]) == EPOCHS
 
 
-def test_dataset_images_with_labels(tmp_path):
-    x, y = data()
-    dataset = tf.data.Dataset.from_tensor_slices((x[:6], y[:6])).batch(4)
-    callback = ExplainCallback(dataset, "true", methods="gradients", log_dir=tmp_path)
+def test_dataset_images_with_labels(shared):
+    callback = shared.dataset
     assert callback.images.shape == (6, 16, 16, 3)
-    np.testing.assert_array_equal(callback.labels, y[:6])
-    _fit(small_cnn(), callback, epochs=1)
-    assert len(callback.history["gradients"]) == 1
+    np.testing.assert_array_equal(callback.labels, shared.y[:6])
+    assert len(callback.history["gradients"]) == EPOCHS
 
 
-def test_every_n_epochs(tmp_path):
-    x, y = data()
-    callback = ExplainCallback(x[:2], methods="gradients", log_dir=tmp_path,
-                               every_n_epochs=2)  # fmt: skip
-    _fit(small_cnn(), callback, epochs=5)
-    assert [s for s, _ in read_run(tmp_path / "explanations")["grid"]] == [0, 2, 4]
+def test_every_n_epochs(shared):
+    assert [s for s, _ in read_run(shared.log_dir / "every2")["grid"]] == [0, 2]
 
 
 def test_without_tensorboard_writes_png_and_csv(tmp_path, monkeypatch):
@@ -183,111 +273,79 @@ def test_without_tensorboard_writes_png_and_csv(tmp_path, monkeypatch):
     assert not list(folder.glob("events.*"))
 
 
-def test_failing_method_warns_once_and_disables(tmp_path, caplog):
-    def broken(model, inputs, indices=None, *, spatial_axis=(-3, -2)):
-        raise ValueError("boom: this method always fails")
-
-    x, y = data()
-    callback = ExplainCallback(x[:2], methods=broken, log_dir=tmp_path)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        history = _fit(small_cnn(), callback, epochs=5)
-    assert len(history.history["loss"]) == 5
-    ours = [w for w in caught if "ExplainCallback" in str(w.message)]
+def test_failing_method_warns_once_and_disables(shared):
+    ours = _warnings(shared, "broken")
     assert len(ours) == 1
-    assert "boom: this method always fails" in str(ours[0].message)
-    assert "ValueError" in str(ours[0].message)
+    assert "boom: this method always fails" in ours[0]
+    assert "ValueError" in ours[0]
+    callback = shared.broken
     assert callback.disabled
+    # Disabled after the third failure: epoch 3 is not tried.
     assert {epoch for epoch, _, _ in callback.errors} == {0, 1, 2}
-    assert "disabled" in caplog.text
+    assert any("'broken' disabled" in m for m in shared.log_messages)
+    assert len(shared.history.history["loss"]) == EPOCHS
 
 
-def test_one_failing_method_keeps_the_others(tmp_path):
-    def broken(model, inputs, indices=None, *, spatial_axis=(-3, -2)):
-        raise ValueError("boom")
-
-    x, y = data()
-    callback = ExplainCallback(x[:2], methods=["gradients", broken], log_dir=tmp_path)
-    with pytest.warns(RuntimeWarning, match="broken"):
-        _fit(small_cnn(), callback, epochs=4)
+def test_one_failing_method_keeps_the_others(shared):
+    callback = shared.partly
+    ours = _warnings(shared, "partly")
+    assert len(ours) == 1 and "(broken)" in ours[0]
     assert not callback.disabled
-    assert len(callback.history["gradients"]) == 4
+    assert len(callback.history["gradients"]) == EPOCHS
     assert "broken" not in callback.history
-    assert len(read_run(tmp_path / "explanations")["grid"]) == 4
+    assert len(read_run(shared.log_dir / "partly")["grid"]) == EPOCHS
 
 
-def test_mirrored_strategy(tmp_path):
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
-    if len(devices) < 2:
-        pytest.skip("needs two logical CPU devices (set up in tests/conftest.py)")
-    strategy = tf.distribute.MirroredStrategy(devices)
-    with strategy.scope():
-        model = small_cnn()
-    x, y = data()
-    callback = ExplainCallback(x[:5], methods=["gradcam", "gradients"],
-                               log_dir=tmp_path)  # fmt: skip
-    _fit(model, callback, epochs=2)
-    assert callback._strategy() is strategy
-    assert callback.errors == []
-    assert [s for s, _ in read_run(tmp_path / "explanations")["grid"]] == [0, 1]
-    predicted = np.argmax(model.predict(x[:5], verbose=0), axis=1)
-    _, expected = keras_interp.gradcam(model, x[:5], predicted[:, None], verbose=0)
-    np.testing.assert_allclose(callback.history["gradcam"][-1][1], expected[..., 0],
-                               atol=1e-5)  # fmt: skip
-
-
-def test_max_seconds_skips_what_does_not_fit(tmp_path):
-    def slow(model, inputs, indices=None, *, spatial_axis=(-3, -2)):
-        pause = tf.py_function(lambda: time.sleep(1.0) or 0.0, [], tf.float32)
-        with tf.control_dependencies([pause]):
-            return gradients(model, inputs, indices, spatial_axis=spatial_axis)
-
-    x, y = data()
-    callback = ExplainCallback(x[:2], methods=["gradients", slow], max_seconds=0.8,
-                               log_dir=tmp_path)  # fmt: skip
-    with pytest.warns(RuntimeWarning, match="max_seconds"):
-        _fit(small_cnn(), callback, epochs=4)
+def test_max_seconds_skips_what_does_not_fit(shared):
+    """Costs on a fake clock (forward 0.1 s, `slow` 0.6 s, `gradients` free):
+    the first call measures both methods, then only `gradients` fits in
+    0.5 s, and no call after the first exceeds it."""
+    callback = shared.budget
+    ours = _warnings(shared, "budget")
+    assert len(ours) == 1 and "max_seconds=0.5" in ours[0]
     skipped = dict(callback.skipped)
-    # Epoch 0 traces both, epoch 1 measures them (slow overruns), then only
-    # `gradients` fits in the budget.
-    assert skipped[2] == ["slow"] and skipped[3] == ["slow"]
-    assert [e for e, _ in callback.history["slow"]] == [0, 1]
-    assert {0, 2, 3} <= {e for e, _ in callback.history["gradients"]}
-    written = read_run(tmp_path / "explanations")
-    assert len(written["grid"]) == 4
+    assert skipped == {1: ["slow"], 2: ["slow"], 3: ["slow"]}
+    assert [e for e, _ in callback.history["slow"]] == [0]
+    assert [e for e, _ in callback.history["gradients"]] == [0, 1, 2, 3]
+    written = read_run(shared.log_dir / "budget")
+    assert len(written["grid"]) == EPOCHS
     assert {s for s, v in written["skipped"] if v >= 1} == set(skipped)
-    for _, seconds in callback.seconds[2:]:
-        assert seconds < 1.0  # `slow` alone takes 1 s
+    seconds = [s for _, s in callback.seconds]
+    assert seconds[0] == pytest.approx(2 * COSTS["forward"] + 2 * COSTS["slow"])
+    assert seconds[1:] == pytest.approx([COSTS["forward"]] * 3)  # within 0.5
 
 
-def test_logger_object_and_wandb(tmp_path, monkeypatch):
-    x, y = data()
-    logger = RecordingLogger()
-    callback = ExplainCallback(x[:2], methods="gradients", log_dir=tmp_path,
-                               logger=logger, tile_size=20)  # fmt: skip
-    _fit(small_cnn(), callback, epochs=2)
-    assert [(t, s) for t, _, s in logger.images] == [
-        ("explanations/grid", 0),
-        ("explanations/grid", 1),
-    ]
+def test_logger_object_and_wandb(shared):
+    logger = shared.recorder
+    steps = list(range(EPOCHS))
+    assert [(t, s) for t, _, s in logger.images] == [("logger/grid", s) for s in steps]
     assert logger.images[0][1] == (*grid_size(2, 2, 20), 3)
     tags = {(t, s) for t, _, s in logger.scalars}
-    assert ("explanations/gradients/rank_correlation", 1) in tags
-    assert logger.flushes == [0, 1]
-
-    logged = []
-    wandb = types.SimpleNamespace(Image=lambda a: ("Image", a.shape), log=logged.append)
-    monkeypatch.setitem(sys.modules, "wandb", wandb)
-    callback = ExplainCallback(x[:2], methods="gradients", log_dir=tmp_path,
-                               logger="wandb", name="w")  # fmt: skip
-    _fit(small_cnn(), callback, epochs=2)
-    assert [entry["epoch"] for entry in logged] == [0, 1]
+    assert ("logger/gradients/rank_correlation", 1) in tags
+    assert logger.flushes == steps
+    logged = shared.logged
+    assert [entry["epoch"] for entry in logged] == steps
     assert logged[0]["w/grid"][0] == "Image"
     assert "w/gradients/rank_correlation" in logged[1]
+    x = shared.x
     with pytest.raises(ValueError, match="Received: logger='neptune'"):
         ExplainCallback(x[:2], logger="neptune")
     with pytest.raises(TypeError, match="log_image"):
         ExplainCallback(x[:2], logger=object())
+
+
+def test_mirrored_strategy(mirrored_run):
+    model, x = mirrored_run["model"], mirrored_run["x"]
+    callback = mirrored_run["explain"]
+    assert len(mirrored_run["history"].history["loss"]) == 2
+    assert callback._strategy() is mirrored_run["strategy"]
+    assert callback.errors == []
+    written = read_run(mirrored_run["log_dir"] / "explanations")
+    assert [s for s, _ in written["grid"]] == [0, 1]
+    predicted = np.argmax(model.predict(x[:5], verbose=0), axis=1)
+    _, expected = keras_interp.gradcam(model, x[:5], predicted[:, None], verbose=0)
+    np.testing.assert_allclose(callback.history["gradcam"][-1][1], expected[..., 0],
+                               atol=1e-5)  # fmt: skip
 
 
 def test_epoch_hooks_only():

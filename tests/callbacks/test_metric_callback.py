@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from callback_helpers import data, read_run, small_cnn
+from callback_helpers import MASKS, data, read_run, small_cnn
 
 from keras_interp.callbacks import MetricCallback
 from keras_interp.metrics import evaluate
@@ -59,3 +59,19 @@ def test_bad_arguments_and_failures(tmp_path):
     assert len(history.history["loss"]) == 3
     assert len([w for w in caught if "MetricCallback" in str(w.message)]) == 1
     assert callback.disabled
+
+
+def test_under_mirrored_strategy(mirrored_run):
+    """The metrics logged while `fit` ran under MirroredStrategy equal
+    `evaluate` on the final weights."""
+    model, x, y = mirrored_run["model"], mirrored_run["x"], mirrored_run["y"]
+    callback = mirrored_run["metric"]
+    assert callback.errors == [] and not callback.disabled
+    written = read_run(mirrored_run["log_dir"] / "metrics")
+    table = evaluate(
+        "gradients", model, x[:4], y[:4], masks=MASKS, verbose=0,
+        metrics=["pointing_game", "relevance_mass"],
+    )  # fmt: skip
+    for metric, value in table.loc["gradients"].items():
+        assert [s for s, _ in written[f"gradients/{metric}"]] == [0, 1]
+        assert written[f"gradients/{metric}"][-1][1] == pytest.approx(value, abs=1e-5)

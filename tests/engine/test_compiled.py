@@ -172,6 +172,50 @@ def test_chunking_methods_trace_at_most_three_times_over_batch_sizes(name):
     assert _trace_count_over_batch_sizes(name, calls=9) <= 3
 
 
+class RowCounter:
+    """A model recording, at run time, its calls and the most rows it saw."""
+
+    def __init__(self, model):
+        self.model = model
+        self.rows, self.calls = tf.Variable(0), tf.Variable(0)
+
+    def __call__(self, x, training=False):
+        self.rows.assign(tf.maximum(self.rows, tf.shape(x)[0]))
+        self.calls.assign_add(1)
+        return self.model(x, training=training)
+
+
+# name -> (options, scored copies per image).
+CHUNKING = {
+    "occlusion": ({"window": (2, 2), "stride": (2, 2)}, 6),  # 3 x 2 positions
+    "rise": ({"num_masks": 5, "grid_size": 2}, 5),
+    "integrated_gradients": ({"steps": 4}, 4),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHUNKING))
+def test_chunking_methods_score_chunks_of_the_engine_batch_size(name):
+    from keras_interp import methods
+
+    model = RowCounter(conv_model())
+    options, copies = CHUNKING[name]
+    x = images(7)
+    for batch_size in (2, 3, 5):
+        model.rows.assign(0)
+        model.calls.assign(0)
+        explain(name, model, x, batch_size=batch_size, verbose=0, **options)
+        sizes = [min(batch_size, 7 - start) for start in range(0, 7, batch_size)]
+        # Per batch: one clean pass, then ceil(n * copies / batch_size) chunks.
+        want = sum(1 + -(-n * copies // batch_size) for n in sizes)
+        assert int(model.calls.numpy()) == want, batch_size
+        assert int(model.rows.numpy()) == batch_size
+    method = methods.get(name)
+    function = compiled_function(
+        method, model, **methods.check_options(method, options)
+    )
+    assert function.experimental_get_tracing_count() <= 3
+
+
 @pytest.mark.slow
 def test_every_method_traces_at_most_three_times_in_100_calls():
     from keras_interp import methods

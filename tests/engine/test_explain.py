@@ -260,7 +260,13 @@ ERRORS = {
     ),
     "data y rank": (lambda: {"x": _ds(images(2), BAD)}, ValueError, r"\(\) or \(un"),
     "data rank 2": (lambda: {"x": _ds(images(2)[:, 0])}, ValueError, "or rank 3"),
-    "dict data": (lambda: {"x": _ds({"i": images(2)})}, TypeError, "indices\\) pairs"),
+    # A dict is several inputs, keyed by the model's input names.
+    "dict data": (lambda: {"x": _ds({"i": images(2)})}, ValueError, "input names"),
+    "3-tuple data": (
+        lambda: {"x": _ds(images(2), images(2), units(2))},
+        TypeError,
+        "\\(inputs, indices\\) pairs",
+    ),
     "infinite": (lambda: {"x": _ds(images(2)).repeat()}, ValueError, "finite.*take"),
     "empty data": (lambda: {"x": _ds(images(2)).take(0)}, ValueError, "not be empty"),
     "no images": (

@@ -80,7 +80,7 @@ def test_nest_errors(two_inputs):
 # (B, H, W, L) either way.
 
 CF_METHODS = ["gradients", "occlusion", "upsampled_activation"]
-CAMS = ["gradcam", "cam"]
+CAMS = ["gradcam", "cam", "gradcampp", "layercam", "scorecam", "reciprocam"]
 
 
 def _cnn(data_format):
@@ -122,11 +122,6 @@ def test_channels_first_equals_channels_last(both_formats, name):
     np.testing.assert_allclose(got[1], want[1], atol=1e-5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CAMs read channels-last activations: methods/cams.py must move the "
-    "activations' channels last with `channels_last(..., spatial_axis)`",
-)
 @pytest.mark.parametrize("name", CAMS)
 def test_channels_first_cams(both_formats, name):
     last, first, x = both_formats
@@ -140,6 +135,8 @@ def test_channels_first_cams(both_formats, name):
         spatial_axis=(-2, -1),
         verbose=0,
     )
+    assert got[1].shape == want[1].shape == (3, 8, 6, 1)
+    np.testing.assert_allclose(got[0], want[0], atol=1e-5)
     np.testing.assert_allclose(got[1], want[1], atol=1e-5)
 
 

@@ -32,6 +32,9 @@ ONE_MAP = {"cam", "gradcam", "gradcampp", "layercam", "layer_gradients",
            "upsampled_activation", "reciprocam"}  # fmt: skip
 #: Methods that perturb one image input: several inputs are refused.
 IMAGE_ONLY = {"occlusion", "rise", "scorecam"}
+#: Methods whose maps are scores of the model (not differences of scores):
+#: the other input's additive term is in every value of the map.
+SCORE_MAPS = {"reciprocam"}
 
 #: Largest |difference| of maps, relative to the float32 maps' largest |value|
 #: (the tolerance `explain` documents for mixed-precision models).
@@ -96,7 +99,8 @@ def test_two_output_model_with_the_second_head_selected(heads, data, name):
 @pytest.fixture(scope="module")
 def two_inputs():
     """`flat_model(images) + Dense(flatten(other))`: additive, so the maps of
-    `images` equal `flat_model`'s."""
+    `images` equal `flat_model`'s (plus the other input's term, for maps that
+    are scores)."""
     flat = contract.flat_model()
     other = keras.Input(flat.inputs[0].shape[1:], name="other")
     extra = keras.layers.Dense(contract.CLASSES, name="extra")
@@ -106,25 +110,7 @@ def two_inputs():
     return keras.Model([flat.inputs[0], other], total, name="two_inputs"), flat
 
 
-#: Methods whose file still reads `inputs` as one tensor (changes requested).
-NEEDS_NEST_SUPPORT = {
-    "reciprocam": "reciprocam.py converts the inputs with tf.convert_to_tensor",
-    "upsampled_activation": "activation.py converts the inputs with "
-    "tf.convert_to_tensor and sizes maps by them",
-    "scorecam": "scorecam.py reads inputs.shape before refusing a nest",
-}
-TWO_INPUT_CASES = [
-    pytest.param(
-        name,
-        marks=pytest.mark.xfail(strict=True, reason=NEEDS_NEST_SUPPORT[name]),
-    )
-    if name in NEEDS_NEST_SUPPORT
-    else name
-    for name in NAMES
-]
-
-
-@pytest.mark.parametrize("name", TWO_INPUT_CASES)
+@pytest.mark.parametrize("name", NAMES)
 def test_two_input_model(two_inputs, data, name):
     model, flat = two_inputs
     x, y = data
@@ -142,6 +128,9 @@ def test_two_input_model(two_inputs, data, name):
         )
     _, maps = _run(name, model, pair, y, **options)
     _, want = _run(name, flat, x, y)
+    if name in SCORE_MAPS:  # + extra(flatten(other)) of the explained unit
+        term = np.asarray(two_inputs[0](pair)) - np.asarray(flat(x))
+        want = want + np.take_along_axis(term, y[:, :1], 1)[:, None, None, :]
     if name in PER_INPUT:
         assert isinstance(maps, tuple) and len(maps) == 2
         assert maps[1].shape == want.shape

@@ -165,6 +165,23 @@ def test_integrated_gradients_chunking_is_invisible(batch_size):
     np.testing.assert_allclose(eager, unchunked, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("batch_size", [5, 100])
+def test_integrated_gradients_takes_a_tensor_batch_size(batch_size):
+    model = smooth_conv()
+    x, indices = _x(3), tf.constant([[0, 2], [1, 1], [2, 0]])
+    want = integrated_gradients(model, x, indices, steps=6, batch_size=batch_size)
+    run = tf.function(
+        lambda x, i, b: integrated_gradients(model, x, i, steps=6, batch_size=b)
+    )
+    got = run(x, indices, tf.constant(batch_size))
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-5, atol=1e-6)
+    assert np.abs(want[1].numpy()).max() > 1e-3
+    run(x, indices, tf.constant(batch_size + 2))  # the same trace
+    assert run.experimental_get_tracing_count() == 1
+    with pytest.raises(TypeError, match="`batch_size` must be a positive.*tensor"):
+        integrated_gradients(model, x, indices, batch_size=tf.constant(2.0))
+
+
 # ------------------------------------------------------------------- FullGrad
 def _psi(t):
     t = np.abs(t)

@@ -195,3 +195,23 @@ def test_method_contract():
     assert_method_contract(
         incremental_occlusion, options={"window": (6, 6), "stride": (6, 6)}
     )
+
+
+def test_a_tensor_batch_size_is_one_trace_and_equals_the_int():
+    """The engine passes its chunk size as a run-time tensor."""
+    model = _stack()
+    x = tf.random.stateless_uniform((2, 16, 16, 3), (0, 4))
+    options = dict(window=(4, 4), stride=(3, 3))
+    _, expected = incremental_occlusion(model, x, batch_size=5, **options)
+    traces = []
+
+    @tf.function
+    def run(x, size):
+        traces.append(1)
+        return incremental_occlusion(model, x, batch_size=size, **options)[1]
+
+    for size in (1, 5, 64):
+        _close(expected, run(x, tf.constant(size)))
+    assert len(traces) == 1
+    with pytest.raises(TypeError, match="`batch_size`"):
+        incremental_occlusion(model, x, batch_size=tf.constant(2.0), **options)

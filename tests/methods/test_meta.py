@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from keras_interp.inspection import expose
-from keras_interp.methods._base import scores
+from keras_interp.methods._base import channels_last, scores
 from keras_interp.methods.meta import (
     fingerprint,
     sample_noise,
@@ -162,6 +162,22 @@ def test_tta_flips_maps_back():
     _, maps = tta(left_half, scales=(), hflip=True)(None, x)
     # The original sees the left half; the mirrored pass, flipped back, the right.
     np.testing.assert_allclose(maps[0, :, :, 0], np.full((4, 4), 0.5))
+
+
+def test_tta_on_channels_first_inputs_equals_channels_last():
+    def first_channel(model, inputs, indices=None, *, spatial_axis=(-3, -2)):
+        x, _ = channels_last(inputs, spatial_axis)  # maps are channels-last
+        return tf.reduce_mean(x, axis=(1, 2, 3))[:, None], x[..., :1] * x[..., 1:2]
+
+    x = _x(2, 6)[:, :, :4]  # (2, 6, 4, 3): height and width differ
+    wrapped = tta(first_channel, scales=(0.5, 1.5), hflip=True)
+    want = wrapped(None, x)
+    got = wrapped(None, tf.transpose(x, [0, 3, 1, 2]), spatial_axis=(-2, -1))
+    assert got[1].shape == want[1].shape == (2, 6, 4, 1)
+    np.testing.assert_allclose(got[0], want[0], atol=1e-6)
+    np.testing.assert_allclose(got[1], want[1], atol=1e-6)
+    # Not a law that holds by symmetry: the passes really differ from x.
+    assert np.abs(want[1] - first_channel(None, x)[1]).max() > 1e-2
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
+from keras_interp import methods
 from keras_interp.engine import explain
 from keras_interp.inspection import Target, expose
 from keras_interp.inspection.expose import select_output
@@ -263,3 +264,142 @@ def test_perturbation_methods_refuse_several_inputs(three_inputs, name):
     model, _, x = three_inputs
     with pytest.raises(ValueError, match="single image input.*Received: inputs="):
         explain(name, model, x, verbose=0)
+
+
+# Meta wrappers on several inputs: the nest of maps (or the one CAM map) of the
+# wrapped method. `logits = flatten(image) @ A + vector @ B`, linear, so every
+# noisy or augmented pass has the same gradient.
+
+
+@pytest.fixture(scope="module")
+def image_and_vector():
+    rng = np.random.default_rng(1)
+    image = keras.Input((6, 6, 2), name="image")
+    vector = keras.Input((3,), name="vector")
+    dense_a = keras.layers.Dense(2, use_bias=False)
+    dense_b = keras.layers.Dense(2, use_bias=False)
+    logits = keras.layers.Add()(
+        [dense_a(keras.layers.Flatten()(image)), dense_b(vector)]
+    )
+    model = keras.Model([image, vector], logits)
+    kernel_a = rng.normal(size=(72, 2)).astype("float32")
+    kernel_b = rng.normal(size=(3, 2)).astype("float32")
+    dense_a.set_weights([kernel_a]), dense_b.set_weights([kernel_b])
+    x = (
+        rng.normal(size=(4, 6, 6, 2)).astype("float32"),
+        rng.normal(size=(4, 3)).astype("float32"),
+    )
+    # The analytic gradient maps of unit y[b]: channel mean of A, and B.
+    y = np.array([[0], [1], [1], [0]])
+    want = (
+        kernel_a.reshape(6, 6, 2, 2)
+        .mean(2)[..., y[:, 0]]
+        .transpose(2, 0, 1)[..., None],
+        kernel_b[:, y[:, 0]].T[..., None],
+    )
+    return model, x, y, want
+
+
+def _wrapped_laws():
+    return {
+        "smooth_noise0": methods.smooth(methods.gradients, repetitions=3, noise=0.0),
+        # batch_size=4 (the batch): one copy per call, three calls.
+        "smooth_chunked": methods.smooth(
+            methods.gradients, repetitions=3, noise=0.0, batch_size=4
+        ),
+        # Noise moves the inputs, not the (constant) gradient.
+        "smooth_noisy": methods.smooth(
+            methods.gradients, repetitions=3, noise=0.5, seed=0, batch_size=4
+        ),
+        "tta_identity": methods.tta(methods.gradients, scales=(1.0,), hflip=False),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_wrapped_laws()))
+@pytest.mark.parametrize("kind", ["tuple", "dict"])
+def test_wrappers_on_several_inputs_give_the_nest_of_maps(image_and_vector, name, kind):
+    model, x, y, want = image_and_vector
+    wrapped = _wrapped_laws()[name]
+    inputs = tuple(map(tf.constant, x))
+    if kind == "dict":
+        model = keras.Model(
+            {"image": model.inputs[0], "vector": model.inputs[1]}, model.outputs[0]
+        )
+        inputs, want = (
+            dict(zip(("image", "vector"), inputs)),
+            dict(zip(("image", "vector"), want)),
+        )
+    logits, maps = wrapped(model, inputs, tf.constant(y), gradient_filter=None)
+    plain_logits, plain = methods.gradients(model, inputs, y, gradient_filter=None)
+    assert type(maps) is type(plain)
+    for got, expected in zip(tf.nest.flatten(maps), tf.nest.flatten(want)):
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+    if name != "smooth_noisy":
+        np.testing.assert_allclose(logits, plain_logits, atol=1e-5)
+    else:  # the noise reached the inputs
+        assert np.abs(logits - plain_logits).max() > 1e-2
+
+
+def test_tta_mirrors_image_inputs_and_passes_vectors_through(image_and_vector):
+    model, x, y, want = image_and_vector
+    logits, maps = methods.tta(methods.gradients, scales=(), hflip=True)(
+        model, tuple(map(tf.constant, x)), y, gradient_filter=None
+    )
+    # The mirrored pass's image gradient, mirrored back, is A mirrored.
+    np.testing.assert_allclose(maps[0], (want[0] + want[0][:, :, ::-1]) / 2, atol=1e-6)
+    np.testing.assert_allclose(maps[1], want[1], atol=1e-6)
+    mirrored = model([x[0][:, :, ::-1], x[1]]).numpy()[range(4), y[:, 0]]
+    plain = model(list(x)).numpy()[range(4), y[:, 0]]
+    np.testing.assert_allclose(logits[:, 0], (plain + mirrored) / 2, atol=1e-5)
+
+
+def test_smooth_noises_every_float_input_and_copies_the_others():
+    def identity_maps(model, inputs, indices=None, *, spatial_axis=(-3, -2)):
+        maps = tuple(tf.cast(t, tf.float32)[..., None] for t in inputs)
+        return tf.zeros((tf.shape(inputs[0])[0], 1)), maps
+
+    x = (
+        tf.ones((2, 4, 4, 1)),
+        tf.ones((2, 3)),  # the same content: still its own noise
+        tf.constant([[1, 2], [3, 4]]),  # integer ids: unchanged
+    )
+    wrapped = methods.vargrad(identity_maps, repetitions=6, noise=0.5, seed=0)
+    _, variances = wrapped(None, x)
+    assert variances[0].numpy().min() > 0 and variances[1].numpy().min() > 0
+    assert not np.allclose(variances[0].numpy()[:, 0, :3, 0], variances[1].numpy())
+    np.testing.assert_array_equal(variances[2], 0.0)
+    again = tf.function(lambda x: wrapped(None, x))(x)[1]
+    for a, b in zip(variances, again):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["smooth", "tta"])
+def test_cam_wrappers_on_two_image_inputs_give_one_map(kind):
+    keras.utils.set_random_seed(4)
+    left, right = keras.Input((8, 8, 3)), keras.Input((8, 8, 3))
+    both = keras.layers.Concatenate(name="cat")([left, right])
+    features = keras.layers.Conv2D(4, 3, padding="same", name="conv")(both)
+    pooled = keras.layers.GlobalAveragePooling2D(name="gap")(features)
+    model = keras.Model([left, right], keras.layers.Dense(2, name="logits")(pooled))
+    x = np.random.default_rng(0).normal(size=(2, 2, 8, 8, 3)).astype("float32")
+    wrapped = (
+        methods.smooth(methods.gradcam, repetitions=3, noise=0.0, batch_size=2)
+        if kind == "smooth"
+        else methods.tta(methods.gradcam, scales=(1.0,), hflip=False)
+    )
+    got = explain(wrapped, model, (x[0], x[1]), [0, 1], verbose=0)
+    want = explain("gradcam", model, (x[0], x[1]), [0, 1], verbose=0)
+    assert got[1].shape == want[1].shape == (2, 8, 8, 1)
+    np.testing.assert_allclose(got[1], want[1], atol=1e-5)
+    assert np.abs(want[1]).max() > 1e-3
+
+
+def test_explain_batches_a_wrapped_method_over_several_inputs(image_and_vector):
+    model, x, y, want = image_and_vector
+    wrapped = methods.smooth(methods.gradients, repetitions=4, noise=0.3, seed=0)
+    _, maps = explain(
+        wrapped, model, x, y, batch_size=3, verbose=0, gradient_filter=None
+    )
+    assert isinstance(maps, tuple)
+    np.testing.assert_allclose(maps[0], want[0], atol=1e-5)
+    np.testing.assert_allclose(maps[1], want[1], atol=1e-5)

@@ -449,6 +449,39 @@ def test_rise_errors(kwargs, error, match):
             rise_masks((8, 8), **kwargs)
 
 
+# --- a run-time (tensor) batch_size, as the engine passes it -------------------
+
+
+@pytest.mark.parametrize(
+    "method, options",
+    [
+        (occlusion, {"window": (4, 3), "stride": (2, 3)}),
+        (rise, {"num_masks": 24, "grid_size": 3}),
+    ],
+)
+@pytest.mark.parametrize("batch_size", [2, 100])
+def test_a_tensor_batch_size_equals_the_int(method, options, batch_size):
+    model, _ = region_model()
+    x, indices = tf.constant(images(3)), tf.constant([[0], [1], [0]])
+    want = method(model, x, indices, batch_size=batch_size, **options)
+    run = tf.function(lambda x, i, b: method(model, x, i, batch_size=b, **options))
+    got = run(x, indices, tf.constant(batch_size))
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-5, atol=1e-5)
+    assert np.abs(want[1].numpy()).max() > 0.1  # not trivially zero
+    # One trace serves every chunk size.
+    run(x, indices, tf.constant(batch_size + 1))
+    assert run.experimental_get_tracing_count() == 1
+
+
+@pytest.mark.parametrize("method", [occlusion, rise])
+def test_a_tensor_batch_size_must_be_an_integer_scalar(method):
+    model, _ = region_model()
+    for bad in (tf.constant(2.0), tf.constant([2, 3])):
+        with pytest.raises(TypeError, match="`batch_size` must be a positive.*tensor"):
+            method(model, images(1), batch_size=bad)
+
+
 def test_names():
     assert occlusion.__name__ == "occlusion"
     assert rise.__name__ == "rise"

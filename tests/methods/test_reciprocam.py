@@ -71,8 +71,11 @@ def test_errors():
     model = gap_dense()
     with pytest.raises(ValueError, match="exposed model"):
         reciprocam(model, tf.zeros((1, 8, 8, 3)))
-    with pytest.raises(ValueError, match="spatial_axis"):
-        reciprocam(expose(model), tf.zeros((1, 8, 8, 3)), spatial_axis=(-2, -1))
+    # (-2, -1) is channels first (tests/engine/test_model_kinds.py); these are
+    # no image layout.
+    for axes in [(-3, -1), (0, -1), (-2,)]:
+        with pytest.raises(ValueError, match=r"must be \(-3, -2\).*Received"):
+            reciprocam(expose(model), tf.zeros((1, 8, 8, 3)), spatial_axis=axes)
     with pytest.raises(ValueError, match="batch_size"):
         reciprocam(expose(model), tf.zeros((1, 8, 8, 3)), batch_size=0)
 

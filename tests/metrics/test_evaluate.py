@@ -112,13 +112,14 @@ def test_validation_messages():
 
 
 def test_compiled_step_is_traced_once_across_calls(task):
-    from keras_interp.metrics._common import _STEPS
+    from keras_interp.engine.cache import _CACHE
 
     _, x, y, _ = task
     model = evidence_cnn(16, 3, seed=3)  # a model no other test has scored
     maps = np.random.default_rng(0).random(x.shape[:3])
     metrics.deletion(model, x, y, maps=maps, steps=3, batch_size=4)
-    step = _STEPS[model][("probability", "deletion")]
+    # The step lives in the engine's one per-model cache, with the model.
+    step = _CACHE[id(model)].variants[("metric step", "probability", "deletion")]
     assert step.experimental_get_tracing_count() == 1
     # Another batch size relaxes the trace once (reduce_retracing), then no more.
     metrics.deletion(model, x[:5], y[:5], maps=maps[:5], steps=3, batch_size=4)

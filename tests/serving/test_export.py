@@ -77,12 +77,10 @@ def exported(tmp_path_factory):
         model = build(framework)
         directory = tmp / name
         signatures = serving.export(model, directory, methods=specs, **options)
-        calls = {
-            "serving_default": {"images": x},
-            "explain": {"images": x},
-            "explain_classes": {"images": x, "classes": given},
-        }
-        if name == "k3_flat":
+        calls = {"serving_default": {"images": x}, "explain": {"images": x}}
+        if name != "k3_flat":  # every method once is enough: the nested ones
+            calls["explain_classes"] = {"images": x, "classes": given}
+        else:
             calls["explain_images"] = {"image_bytes": np.array(ENCODED, object)}
             calls["explain_prepared"] = {"images": prepared.astype(np.float32)}
         paths = {}
@@ -157,6 +155,56 @@ def test_explain_classes_explains_the_given_classes(exported, name):
     for spec in case["specs"][:2]:
         _, maps = helpers.reference(case["model"], spec, case["x"], case["given"], {})
         close(out[serving.output_name(spec)], maps, f"{name} {spec} given classes")
+
+
+def _convolutions(directory, signature: str) -> int:
+    """Conv2D ops `signature` runs, read from `saved_model.pb` (each call of
+    a function counted), without loading the SavedModel."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString((directory / "saved_model.pb").read_bytes())
+    graph = saved.meta_graphs[0].graph_def
+    functions = {f.signature.name: f for f in graph.library.function}
+    output = next(iter(saved.meta_graphs[0].signature_def[signature].outputs.values()))
+    call = next(n for n in graph.node if n.name == output.name.split(":")[0])
+
+    def count(name: str) -> int:
+        total = 0
+        for node in functions[name].node_def:
+            total += node.op == "Conv2D"
+            called = [node.op] if node.op in functions else []
+            for value in node.attr.values():
+                called += [value.func.name] if value.func.name else []
+                called += [f.name for f in value.list.func]
+            total += sum(count(f) for f in called if f in functions)
+        return total
+
+    return count(call.attr["f"].func.name)
+
+
+@pytest.mark.parametrize("name", sorted(EXPORTS))
+def test_explain_classes_costs_one_forward_pass(exported, name):
+    """`explain_classes` takes its logits and probabilities from the logits a
+    method computed anyway: its graph has the model's two convolutions fewer
+    than `explain`'s, which runs the head once more to find the top classes;
+    its outputs are the given classes' logits and probabilities."""
+    case = exported[name]
+    dropped = _convolutions(case["dir"], "explain") - _convolutions(
+        case["dir"], "explain_classes"
+    )
+    assert dropped == 2
+    if "explain_classes" not in case["outputs"]:
+        return
+    model, x, given = case["model"], case["x"], case["given"]
+    out = case["outputs"]["explain_classes"]
+    logits_all = np.asarray(expose(model, arguments=[])(x)[0])
+    rows = np.arange(len(x))[:, None]
+    close(out["logits"], logits_all[rows, given], f"{name} logits")
+    expected = np.asarray(tf.nn.softmax(logits_all))
+    if _softmax_head(name):
+        expected = np.asarray(model(x, training=False))
+    close(out["probabilities"], expected[rows, given], f"{name} probabilities")
 
 
 def test_explain_images_equals_explain_on_python_prepared_images(exported):
