@@ -11,7 +11,7 @@ from typing import Any
 import tensorflow as tf
 
 from keras_interp import filters
-from keras_interp._validation import check_positive_int, received
+from keras_interp._validation import check_positive_int
 from keras_interp.methods import _nests
 from keras_interp.methods._base import chunked, is_nest, scores
 from keras_interp.methods._batching import check_batch_size
@@ -114,15 +114,7 @@ def integrated_gradients(
 def _baseline(baseline: Any, inputs: tf.Tensor) -> tf.Tensor:
     if baseline is None:
         return tf.zeros_like(inputs)
-    value = tf.cast(baseline, tf.float32)
-    try:
-        tf.broadcast_static_shape(value.shape, inputs.shape)
-    except ValueError:
-        raise ValueError(
-            "`baseline` must be a number or an array broadcastable to the inputs "
-            f"of shape {tuple(inputs.shape)}. {received('baseline', baseline)}"
-        ) from None
-    return tf.broadcast_to(value, tf.shape(inputs))
+    return _nests.broadcast_baseline(baseline, inputs, baseline)
 
 
 def _path_gradient_sum(model, baseline, delta, indices, steps, batch_size, units):

@@ -99,18 +99,23 @@ def baselines(baseline: Any, inputs: Any) -> Any:
             f"input). {received('baseline', baseline)}"
         ) from None
 
-    def broadcast(value: Any, leaf: tf.Tensor) -> tf.Tensor:
-        value = tf.cast(value, tf.float32)
-        try:
-            tf.broadcast_static_shape(value.shape, leaf.shape)
-        except ValueError:
-            raise ValueError(
-                "Each `baseline` must broadcast to its input of shape "
-                f"{tuple(leaf.shape)}. {received('baseline', baseline)}"
-            ) from None
-        return tf.broadcast_to(value, tf.shape(leaf))
+    return tf.nest.map_structure(
+        lambda value, leaf: broadcast_baseline(value, leaf, baseline), baseline, inputs
+    )
 
-    return tf.nest.map_structure(broadcast, baseline, inputs)
+
+def broadcast_baseline(value: Any, leaf: tf.Tensor, baseline: Any) -> tf.Tensor:
+    """`value` as float32, broadcast to the input `leaf`; a ValueError naming
+    `baseline` (the user's argument, `baseline`) when it cannot be."""
+    value = tf.cast(value, tf.float32)
+    try:
+        tf.broadcast_static_shape(value.shape, leaf.shape)
+    except ValueError:
+        raise ValueError(
+            "`baseline` must be a number or an array broadcastable to its input "
+            f"of shape {tuple(leaf.shape)}. {received('baseline', baseline)}"
+        ) from None
+    return tf.broadcast_to(value, tf.shape(leaf))
 
 
 def path_gradient_sums(

@@ -238,13 +238,18 @@ def test_image_maps_are_postprocessed_and_resized_each_to_its_input(three_inputs
     assert full[0].shape == (5, 6, 6, 1) and full[2].shape == (5, 3, 3, 1)
 
 
-def test_cam_on_two_image_inputs_gives_one_map():
-    keras.utils.set_random_seed(3)
+def _two_image_cam_model() -> keras.Model:
+    """Two 8x8 RGB images concatenated, one conv ("conv"), GAP, Dense(2)."""
     left, right = keras.Input((8, 8, 3)), keras.Input((8, 8, 3))
     both = keras.layers.Concatenate(name="cat")([left, right])
     features = keras.layers.Conv2D(4, 3, padding="same", name="conv")(both)
     pooled = keras.layers.GlobalAveragePooling2D(name="gap")(features)
-    model = keras.Model([left, right], keras.layers.Dense(2, name="logits")(pooled))
+    return keras.Model([left, right], keras.layers.Dense(2, name="logits")(pooled))
+
+
+def test_cam_on_two_image_inputs_gives_one_map():
+    keras.utils.set_random_seed(3)
+    model = _two_image_cam_model()
     x = np.random.default_rng(0).normal(size=(2, 2, 8, 8, 3)).astype("float32")
     _, maps = explain("gradcam", model, (x[0], x[1]), [0, 1], verbose=0)
     assert maps.shape == (2, 8, 8, 1)
@@ -376,11 +381,7 @@ def test_smooth_noises_every_float_input_and_copies_the_others():
 @pytest.mark.parametrize("kind", ["smooth", "tta"])
 def test_cam_wrappers_on_two_image_inputs_give_one_map(kind):
     keras.utils.set_random_seed(4)
-    left, right = keras.Input((8, 8, 3)), keras.Input((8, 8, 3))
-    both = keras.layers.Concatenate(name="cat")([left, right])
-    features = keras.layers.Conv2D(4, 3, padding="same", name="conv")(both)
-    pooled = keras.layers.GlobalAveragePooling2D(name="gap")(features)
-    model = keras.Model([left, right], keras.layers.Dense(2, name="logits")(pooled))
+    model = _two_image_cam_model()
     x = np.random.default_rng(0).normal(size=(2, 2, 8, 8, 3)).astype("float32")
     wrapped = (
         methods.smooth(methods.gradcam, repetitions=3, noise=0.0, batch_size=2)
