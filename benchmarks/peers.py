@@ -5,7 +5,13 @@ its set-up is not timed), or raises ImportError when the library is missing.
 Both libraries are optional; install them beside keras_interp with
 `pip install --no-deps xplique tf-keras-vis tensorflow-probability dm-tree
 deprecated einops opencv-python-headless` (their pins are older than our
-TensorFlow).
+TensorFlow). Both run on Keras 3 models.
+
+tf-keras-vis 0.8.7's wheel also installs a top-level `tests` package into
+site-packages, which shadows this repository's `tests` (the test modules that
+import `tests.metrics...` or `tests.serving...` then fail to collect): delete
+`site-packages/tests` after installing it, or benchmark from another
+environment.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import tensorflow as tf
 from keras_interp import methods
 from keras_interp._validation import received
 from keras_interp.engine import compiled_function
+from keras_interp.engine.tracing import traced_function
 from keras_interp.images import load_image
 from keras_interp.shortcuts import prepare
 
@@ -123,7 +124,7 @@ class Explainer:
         # As explain(): methods that chunk their forward passes read their
         # `batch_size` from this tensor's shape.
         self._chunk = tf.zeros((chunk_size, 0))
-        self._scores = tf.function(self._forward, reduce_retracing=True)
+        self._scores = traced_function(self._forward, reduce_retracing=True)
 
     def _forward(self, x: tf.Tensor) -> tf.Tensor:
         outputs = self.prepared(x, training=False)

@@ -24,6 +24,7 @@ from keras_interp.callbacks._base import (
     watched_images,
 )
 from keras_interp.callbacks._budget import Budget
+from keras_interp.engine.tracing import traced_function
 
 __all__ = ["ExplainCallback"]
 
@@ -235,7 +236,7 @@ class ExplainCallback(TrainingCallback):
         """The model's class probabilities on the images `(N, K)`."""
         if self._forward is None:
             model = self.model
-            self._forward = tf.function(lambda x: model(x, training=False))
+            self._forward = traced_function(lambda x: model(x, training=False))
         outputs = self._forward(tf.constant(self.images))
         return _arguments.probabilities(outputs, len(self.images))
 

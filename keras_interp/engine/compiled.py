@@ -41,6 +41,7 @@ from keras_interp.engine.cache import (  # noqa: F401 - re-exported
 )
 from keras_interp.engine.keys import canonical as _canonical
 from keras_interp.engine.models import resolve_model
+from keras_interp.engine.tracing import traced_function
 
 
 def compiled_function(
@@ -270,17 +271,27 @@ def _build(
 
     step.__name__ = f"explain_{name}"
     if strategy is None:
-        function = tf.function(step, reduce_retracing=True, jit_compile=jit_compile)
+        function = traced_function(step, reduce_retracing=True, jit_compile=jit_compile)
         function.unit_widths = widths
         return function
 
     # XLA compiles the per-replica step; the cross-replica part stays a graph.
-    replica_step = tf.function(step, jit_compile=True) if jit_compile else step
+    # MirroredStrategy.run lifts a `tf.function` (a TracedFunction's
+    # `.function`) so that XLA sees every replica at once.
+    replica = traced_function(step, jit_compile=True) if jit_compile else None
 
     def distributed_step(
         x: Any, indices: Any, chunk: Any = None
     ) -> tuple[tf.Tensor, tf.Tensor]:
-        outputs = strategy.run(replica_step, args=(x, indices, chunk))
+        if replica is None:
+            outputs = strategy.run(step, args=(x, indices, chunk))
+        else:
+            try:
+                outputs = strategy.run(replica.function, args=(x, indices, chunk))
+            except tf.errors.OperatorNotAllowedInGraphError:
+                if not replica.use_autograph():
+                    raise
+                outputs = strategy.run(replica.function, args=(x, indices, chunk))
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             # Local results hold only this worker's replicas: all-gather the
             # rows of every worker, in replica order.
@@ -298,7 +309,7 @@ def _build(
         )
 
     distributed_step.__name__ = f"explain_{name}_distributed"
-    function = tf.function(distributed_step, reduce_retracing=True)
+    function = traced_function(distributed_step, reduce_retracing=True)
     function.unit_widths = widths
     return function
 

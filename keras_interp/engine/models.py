@@ -22,6 +22,7 @@ import numpy as np
 
 from keras_interp._validation import received
 from keras_interp.engine.cache import cached_variant
+from keras_interp.engine.tracing import traced_function
 
 #: Models loaded from paths, kept per (resolved path, modification time); the
 #: least recently used is dropped beyond this many.
@@ -346,7 +347,9 @@ def _probe(model: Any, x: Any, pairs: list) -> None:
             lambda v: tf.TensorSpec((None, *np.shape(v)[1:]), tf.float32), x
         )
         try:
-            tf.function(lambda t: model(t, training=False)).get_concrete_function(specs)
+            traced_function(lambda t: model(t, training=False)).get_concrete_function(
+                specs
+            )
             probed[key] = True
         except Exception:  # noqa: BLE001 - any failure: the size is refused
             probed[key] = False

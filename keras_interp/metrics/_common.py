@@ -17,6 +17,7 @@ from keras_interp._validation import (
     received,
 )
 from keras_interp.engine.cache import cached_variant
+from keras_interp.engine.tracing import traced_function
 
 #: What a perturbation metric reads from the model.
 SCORES = ("probability", "logit", "output")
@@ -197,11 +198,10 @@ def _cached_step(model: Any, score: str, build: Callable, key: Any) -> Callable:
     def make() -> Callable:
         score_fn = scorer(model, score)
 
-        @tf.function(reduce_retracing=True)
         def step(data: tuple, *chunk: tf.Tensor) -> tf.Tensor:
             return score_fn(*build(data, *chunk))
 
-        return step
+        return traced_function(step, reduce_retracing=True)
 
     return cached_variant(model, ("metric step", score, key), make)
 
