@@ -17,6 +17,7 @@ from keras_interp._validation import (
     check_positive_int,
     received,
 )
+from keras_interp.engine.tracing import traced_function
 from keras_interp.images import load_image
 from keras_interp.synthesis.context import layer_key
 from keras_interp.synthesis.regularizers import variation
@@ -234,7 +235,7 @@ def synthesis_image(
     optimizer = keras.optimizers.Adam(lr)
     optimizer.build([image])
 
-    @tf.function
+    @traced_function
     def step():
         with tf.GradientTape() as tape:
             loss = loss_fn(image)
@@ -263,7 +264,7 @@ def synthesis_image(
             bar.update(i + 1, values=[("loss", float(loss))])
     result = image.numpy()[0]
     if verbose:
-        final = float(tf.function(loss_fn)(image))
+        final = float(traced_function(loss_fn)(image))
         print(f"Final loss: {final:.6g}")
     if save_path is not None:
         _save_png(result, os.path.join(save_path, "synthesized_image.png"))

@@ -28,6 +28,7 @@ from keras_interp._validation import (
     check_positive_int,
     received,
 )
+from keras_interp.engine.tracing import traced_function
 from keras_interp.synthesis.regularizers import variation
 from keras_interp.synthesis.rendering import make_forward
 from keras_interp.synthesis.transforms import fold_seed, uniform
@@ -256,7 +257,7 @@ def isolate_features(
         base = make_baseline(baseline, (n, height, width, channels), seed, step)
         return mask, mask * images + (1.0 - mask) * base
 
-    @tf.function
+    @traced_function
     def train_step(step):
         with tf.GradientTape() as tape:
             mask, mixed = composite(step)
@@ -270,7 +271,7 @@ def isolate_features(
             total = tf.reduce_sum(loss)
         optimizer.apply_gradients([(tape.gradient(total, z), z)])
 
-    @tf.function
+    @traced_function
     def evaluate(step):
         mask, mixed = composite(step)
         return mask, mixed, tf.nn.softmax(logits_of(mixed))

@@ -25,6 +25,7 @@ from keras_interp._validation import (
     check_positive_int,
     received,
 )
+from keras_interp.engine.tracing import traced_function
 from keras_interp.inspection.graph import has_graph, iter_layers, output_shape
 from keras_interp.synthesis.context import Context
 from keras_interp.synthesis.isolation import (
@@ -347,7 +348,7 @@ def class_prototypes(
             return images
         return images[..., :c] * images[..., c:] + background * (1 - images[..., c:])
 
-    @tf.function
+    @traced_function
     def evaluate():
         images = gaussian_blur(param(), sigma, radius=radius)
         return images, logits_of(seen(images))

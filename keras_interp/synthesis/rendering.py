@@ -25,6 +25,7 @@ from keras_interp._validation import (
     received,
     renamed_argument,
 )
+from keras_interp.engine.tracing import traced_function
 from keras_interp.synthesis.context import Context, layer_key
 from keras_interp.synthesis.objectives import Objective
 from keras_interp.synthesis.param import Param, fourier_image
@@ -330,7 +331,7 @@ def render(
         per_image = tf.broadcast_to(value, [tf.shape(images)[0]])
         return total, per_image
 
-    compiled = tf.function(step_fn, jit_compile=jit_compile, reduce_retracing=True)
+    compiled = traced_function(step_fn, jit_compile=jit_compile, reduce_retracing=True)
     bar = keras.utils.Progbar(steps, verbose=show, stateful_metrics=["objective"])
     history, history_steps, per_image = [], [], None
     for step in range(steps):
