@@ -286,12 +286,9 @@ def _build(
         if replica is None:
             outputs = strategy.run(step, args=(x, indices, chunk))
         else:
-            try:
-                outputs = strategy.run(replica.function, args=(x, indices, chunk))
-            except tf.errors.OperatorNotAllowedInGraphError:
-                if not replica.use_autograph():
-                    raise
-                outputs = strategy.run(replica.function, args=(x, indices, chunk))
+            outputs = replica.attempt(
+                lambda function: strategy.run(function, args=(x, indices, chunk))
+            )
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             # Local results hold only this worker's replicas: all-gather the
             # rows of every worker, in replica order.

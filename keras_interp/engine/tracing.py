@@ -58,27 +58,22 @@ class TracedFunction:
         self.function = tf.function(own, autograph=False, **options)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return self.function(*args, **kwargs)
-        except tf.errors.OperatorNotAllowedInGraphError:
-            if not self.use_autograph():
-                raise
-        return self.function(*args, **kwargs)
+        return self.attempt(lambda function: function(*args, **kwargs))
 
     def get_concrete_function(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return self.function.get_concrete_function(*args, **kwargs)
-        except tf.errors.OperatorNotAllowedInGraphError:
-            if not self.use_autograph():
-                raise
-        return self.function.get_concrete_function(*args, **kwargs)
+        return self.attempt(
+            lambda function: function.get_concrete_function(*args, **kwargs)
+        )
 
-    def use_autograph(self) -> bool:
-        """Rebuild with AutoGraph (after `OperatorNotAllowedInGraphError`
-        from `function`, when the caller calls `function` itself); False when
-        already on it (then the error is a real one)."""
-        if self.autograph:
-            return False
+    def attempt(self, use: Callable[[Any], Any]) -> Any:
+        """`use(tf_function)` with the version in use; when that fails with
+        `OperatorNotAllowedInGraphError` without AutoGraph, once more with it
+        (e.g. `strategy.run`, which needs the `tf.function` itself)."""
+        try:
+            return use(self.function)
+        except tf.errors.OperatorNotAllowedInGraphError:
+            if self.autograph:
+                raise  # a real error: AutoGraph does not convert that code
         name = getattr(self._python_function, "__name__", "function")
         LOG.info(
             "%s branches on a tensor in Python: traced again with AutoGraph.", name
@@ -87,7 +82,7 @@ class TracedFunction:
         self.function = tf.function(
             self._python_function, autograph=True, **self._options
         )
-        return True
+        return use(self.function)
 
     def __getattr__(self, name: str) -> Any:
         if name in ("function", "_python_function", "_options", "autograph"):
